@@ -80,6 +80,9 @@ type layout struct {
 	absent   []int // slots of fields not on the wire in this version
 	minSize  int   // smallest possible encoding of this struct
 	nslots   int   // len(schema.fields)
+	// children are the layouts of struct and struct-array fields, by slot
+	// (also for fields absent from this version, whose views read defaults).
+	children []*layout
 }
 
 type op struct {
@@ -114,13 +117,16 @@ func (s *Schema) Handle(name string) Handle {
 	if !ok {
 		panic(fmt.Sprintf("protocol: %s has no field %q", s.name, name))
 	}
-	return Handle{s: s, slot: i}
+	return Handle{s: s, slot: i, kind: s.fields[i].Kind}
 }
 
 // Lookup is Handle without the panic.
 func (s *Schema) Lookup(name string) (Handle, bool) {
 	i, ok := s.byName[name]
-	return Handle{s: s, slot: i}, ok
+	if !ok {
+		return Handle{}, false
+	}
+	return Handle{s: s, slot: i, kind: s.fields[i].Kind}, true
 }
 
 func (s *Schema) layout(v int16) (*layout, error) {
@@ -136,10 +142,11 @@ func (s *Schema) layout(v int16) (*layout, error) {
 type Handle struct {
 	s    *Schema
 	slot int
+	kind Kind
 }
 
 // Kind is the field's wire type.
-func (h Handle) Kind() Kind { return h.s.fields[h.slot].Kind }
+func (h Handle) Kind() Kind { return h.kind }
 
 // Name is the field's name.
 func (h Handle) Name() string { return h.s.fields[h.slot].Name }
@@ -265,9 +272,13 @@ func checkField(a *API, path string, f *Field) error {
 func (s *Schema) compileLayout(v int16) (*layout, error) {
 	a := s.api
 	l := &layout{schema: s, version: v, flexible: a.IsFlexible(v), nslots: len(s.fields)}
+	l.children = make([]*layout, len(s.fields))
 	tags := map[uint32]string{}
 	for i := range s.fields {
 		f := &s.fields[i]
+		if f.child != nil {
+			l.children[i] = f.child.layouts[int(v)-int(a.MinVersion)]
+		}
 		if !f.Versions.Contains(v) {
 			l.absent = append(l.absent, i)
 			continue

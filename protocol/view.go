@@ -1,0 +1,360 @@
+package protocol
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+)
+
+// View is a zero-copy view of one struct of a decoded message: the message
+// itself, an array element, or a nested struct. Reading a field is O(1) and
+// allocates nothing; byte and string fields are sub-slices of the message.
+//
+// A View is valid until its Decoder decodes another message or is Reset.
+// Views are small values: pass them by value.
+type View struct {
+	d   *Decoder
+	l   *layout
+	blk uint32 // index block, or noField for an absent struct (all defaults)
+}
+
+// Schema is the schema of the viewed struct.
+func (v View) Schema() *Schema { return v.l.schema }
+
+// Version is the version the message was decoded at.
+func (v View) Version() int16 { return v.l.version }
+
+// Valid reports whether v views something (the zero View does not).
+func (v View) Valid() bool { return v.l != nil }
+
+// off returns the field's index entry, checking that h belongs here and
+// has the expected kind.
+func (v View) off(h Handle, k Kind) uint32 {
+	if h.s != v.l.schema {
+		v.l.schema.check(h)
+	}
+	if h.kind != k && !(k == KindBytes && h.kind == KindRecords) {
+		panic(fmt.Sprintf("protocol: %s.%s is a %s, read as a %s", h.s.name, h.Name(), h.kind, k))
+	}
+	if v.blk == noField {
+		return noField
+	}
+	return v.d.idx[v.blk+uint32(h.slot)]
+}
+
+// Has reports whether the field is on the wire in this message: false for
+// fields absent from the version and for tagged fields not sent, whose
+// accessors return the field's default.
+func (v View) Has(h Handle) bool {
+	v.l.schema.check(h)
+	return v.blk != noField && v.d.idx[v.blk+uint32(h.slot)] != noField
+}
+
+func def[T any](h Handle) T {
+	t, _ := h.s.fields[h.slot].def.(T)
+	return t
+}
+
+// Bool reads a bool field.
+func (v View) Bool(h Handle) bool {
+	o := v.off(h, KindBool)
+	if o == noField {
+		return def[bool](h)
+	}
+	return v.d.buf[o] != 0
+}
+
+// Int8 reads an int8 field.
+func (v View) Int8(h Handle) int8 {
+	o := v.off(h, KindInt8)
+	if o == noField {
+		return def[int8](h)
+	}
+	return int8(v.d.buf[o])
+}
+
+// Int16 reads an int16 field.
+func (v View) Int16(h Handle) int16 {
+	o := v.off(h, KindInt16)
+	if o == noField {
+		return def[int16](h)
+	}
+	return int16(be16(v.d.buf[o:]))
+}
+
+// Uint16 reads a uint16 field.
+func (v View) Uint16(h Handle) uint16 {
+	o := v.off(h, KindUint16)
+	if o == noField {
+		return def[uint16](h)
+	}
+	return be16(v.d.buf[o:])
+}
+
+// Int32 reads an int32 field.
+func (v View) Int32(h Handle) int32 {
+	o := v.off(h, KindInt32)
+	if o == noField {
+		return def[int32](h)
+	}
+	return int32(be32(v.d.buf[o:]))
+}
+
+// Uint32 reads a uint32 field.
+func (v View) Uint32(h Handle) uint32 {
+	o := v.off(h, KindUint32)
+	if o == noField {
+		return def[uint32](h)
+	}
+	return be32(v.d.buf[o:])
+}
+
+// Int64 reads an int64 field.
+func (v View) Int64(h Handle) int64 {
+	o := v.off(h, KindInt64)
+	if o == noField {
+		return def[int64](h)
+	}
+	return int64(be64(v.d.buf[o:]))
+}
+
+// Float64 reads a float64 field.
+func (v View) Float64(h Handle) float64 {
+	o := v.off(h, KindFloat64)
+	if o == noField {
+		return def[float64](h)
+	}
+	return math.Float64frombits(be64(v.d.buf[o:]))
+}
+
+// Varint reads a varint field.
+func (v View) Varint(h Handle) int32 {
+	o := v.off(h, KindVarint)
+	if o == noField {
+		return def[int32](h)
+	}
+	x, _ := ParseVarint(v.d.buf[o:])
+	return int32(x)
+}
+
+// Varlong reads a varlong field.
+func (v View) Varlong(h Handle) int64 {
+	o := v.off(h, KindVarlong)
+	if o == noField {
+		return def[int64](h)
+	}
+	x, _ := ParseVarint(v.d.buf[o:])
+	return x
+}
+
+// UUID reads a uuid field.
+func (v View) UUID(h Handle) (u [16]byte) {
+	o := v.off(h, KindUUID)
+	if o == noField {
+		return u
+	}
+	copy(u[:], v.d.buf[o:o+16])
+	return u
+}
+
+// StringBytes reads a string field as a sub-slice of the message: no copy,
+// valid as long as the view. A null string is nil; an empty one is non-nil.
+func (v View) StringBytes(h Handle) []byte {
+	o := v.off(h, KindString)
+	if o == noField {
+		if s, ok := h.s.fields[h.slot].def.(string); ok {
+			return []byte(s) // a copy: defaults are shared and immutable
+		}
+		return nil
+	}
+	return v.d.lenPrefixedAt(KindString, v.l.flexible, o)
+}
+
+// String reads a string field as a newly allocated string ("" for null).
+func (v View) String(h Handle) string { return string(v.StringBytes(h)) }
+
+// UnsafeString reads a string field without copying: the string aliases the
+// message buffer and must not be used after the buffer is released or reused.
+func (v View) UnsafeString(h Handle) string {
+	b := v.StringBytes(h)
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// Bytes reads a bytes or records field as a sub-slice of the message (nil
+// for null). The slice's capacity is clipped so appends cannot overwrite the
+// message.
+func (v View) Bytes(h Handle) []byte {
+	o := v.off(h, KindBytes)
+	if o == noField {
+		return nil
+	}
+	return v.d.lenPrefixedAt(h.Kind(), v.l.flexible, o)
+}
+
+// IsNull reports whether a nullable field is null.
+func (v View) IsNull(h Handle) bool {
+	v.l.schema.check(h)
+	if v.blk == noField {
+		return isNullDefault(&h.s.fields[h.slot])
+	}
+	o := v.d.idx[v.blk+uint32(h.slot)]
+	if o == noField {
+		return isNullDefault(&h.s.fields[h.slot])
+	}
+	switch h.Kind() {
+	case KindStruct:
+		return o == nullStruct
+	case KindArray:
+		return v.d.idx[o] == nullCount
+	case KindString, KindBytes, KindRecords:
+		n, _, _ := v.d.lenPrefix(h.Kind(), v.l.flexible, int(o), len(v.d.buf))
+		return n < 0
+	}
+	return false
+}
+
+func isNullDefault(f *schemaField) bool {
+	switch f.Kind {
+	case KindString, KindBytes, KindRecords:
+		return f.def == nil && !f.NullableVersions.IsNever()
+	case KindArray:
+		return !f.NullableVersions.IsNever() && (!f.HasDefault || f.DefaultValue == nil)
+	case KindStruct:
+		return !f.NullableVersions.IsNever() && f.HasDefault && f.DefaultValue == nil
+	}
+	return false
+}
+
+// lenPrefixedAt returns the payload of an already validated string, bytes
+// or records field at offset o.
+func (d *Decoder) lenPrefixedAt(k Kind, flexible bool, o uint32) []byte {
+	n, hdr, _ := d.lenPrefix(k, flexible, int(o), len(d.buf))
+	if n < 0 {
+		return nil
+	}
+	s := int(o) + hdr
+	return d.buf[s : s+n : s+n]
+}
+
+// Struct returns a view of a struct field. For a null struct ok is false.
+// For a struct absent from the version or not sent, the view reads defaults.
+func (v View) Struct(h Handle) (sv View, ok bool) {
+	o := v.off(h, KindStruct)
+	child := v.l.children[h.slot]
+	if o == nullStruct {
+		return View{d: v.d, l: child, blk: noField}, false
+	}
+	return View{d: v.d, l: child, blk: o}, true
+}
+
+// Array returns a view of an array field. An array absent from the version
+// reads as empty (or null, if its default is null).
+func (v View) Array(h Handle) ArrayView {
+	o := v.off(h, KindArray)
+	a := ArrayView{d: v.d, l: v.l.children[h.slot], elem: h.s.fields[h.slot].Elem, flexible: v.l.flexible}
+	if o == noField {
+		a.blk = noField
+		if isNullDefault(&h.s.fields[h.slot]) {
+			a.null = true
+		}
+		return a
+	}
+	a.blk = o
+	if n := v.d.idx[o]; n == nullCount {
+		a.null = true
+	} else {
+		a.n = int(n)
+	}
+	return a
+}
+
+// ArrayView is a zero-copy view of an array field.
+type ArrayView struct {
+	d        *Decoder
+	l        *layout // element layout of a struct array
+	blk      uint32
+	n        int
+	elem     Kind
+	flexible bool
+	null     bool
+}
+
+// Len is the number of elements (0 for a null array).
+func (a ArrayView) Len() int { return a.n }
+
+// IsNull reports whether the array is null.
+func (a ArrayView) IsNull() bool { return a.null }
+
+// At returns a view of struct element i. It panics if i is out of range,
+// like a slice index.
+func (a ArrayView) At(i int) View {
+	if uint(i) >= uint(a.n) {
+		panic(fmt.Sprintf("protocol: index %d out of range [0:%d]", i, a.n))
+	}
+	if a.l == nil {
+		panic("protocol: At on an array of " + a.elem.String())
+	}
+	return View{d: a.d, l: a.l, blk: a.blk + 1 + uint32(i*(a.l.nslots+1))}
+}
+
+// elemOff returns the byte offset of scalar element i.
+func (a ArrayView) elemOff(i int, k Kind) int {
+	if uint(i) >= uint(a.n) {
+		panic(fmt.Sprintf("protocol: index %d out of range [0:%d]", i, a.n))
+	}
+	if a.elem != k && !(k == KindBytes && a.elem == KindString) {
+		panic(fmt.Sprintf("protocol: array of %s read as %s", a.elem, k))
+	}
+	if w := a.elem.fixedSize(); w > 0 {
+		return int(a.d.idx[a.blk+1]) + i*w
+	}
+	return int(a.d.idx[a.blk+1+uint32(i)])
+}
+
+// Int32At reads element i of an int32 array.
+func (a ArrayView) Int32At(i int) int32 { return int32(be32(a.d.buf[a.elemOff(i, KindInt32):])) }
+
+// Int64At reads element i of an int64 array.
+func (a ArrayView) Int64At(i int) int64 { return int64(be64(a.d.buf[a.elemOff(i, KindInt64):])) }
+
+// Int16At reads element i of an int16 array.
+func (a ArrayView) Int16At(i int) int16 { return int16(be16(a.d.buf[a.elemOff(i, KindInt16):])) }
+
+// UUIDAt reads element i of a uuid array.
+func (a ArrayView) UUIDAt(i int) (u [16]byte) {
+	copy(u[:], a.d.buf[a.elemOff(i, KindUUID):])
+	return u
+}
+
+// StringBytesAt reads element i of a string array without copying.
+func (a ArrayView) StringBytesAt(i int) []byte {
+	return a.d.lenPrefixedAt(KindString, a.flexible, uint32(a.elemOff(i, KindString)))
+}
+
+// SetInt32 overwrites an int32 field in place. The field must be on the
+// wire (see Has); the message's size does not change.
+func (v View) SetInt32(h Handle, x int32) {
+	o := v.off(h, KindInt32)
+	if o == noField {
+		panic("protocol: SetInt32 on " + h.Name() + ", which is not on the wire")
+	}
+	putBE32(v.d.buf[o:], uint32(x))
+}
+
+// SetInt64 overwrites an int64 field in place, as SetInt32.
+func (v View) SetInt64(h Handle, x int64) {
+	o := v.off(h, KindInt64)
+	if o == noField {
+		panic("protocol: SetInt64 on " + h.Name() + ", which is not on the wire")
+	}
+	putBE64(v.d.buf[o:], uint64(x))
+}
+
+// SetInt16 overwrites an int16 field in place, as SetInt32.
+func (v View) SetInt16(h Handle, x int16) {
+	o := v.off(h, KindInt16)
+	if o == noField {
+		panic("protocol: SetInt16 on " + h.Name() + ", which is not on the wire")
+	}
+	putBE16(v.d.buf[o:], uint16(x))
+}
