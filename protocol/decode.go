@@ -53,7 +53,7 @@ func (d *Decoder) Decode(s *Schema, v int16, b []byte) (View, error) {
 	}
 	d.buf = b
 	d.idx = d.idx[:0]
-	blk := d.reserve(l.nslots + 1)
+	blk := d.reserveBlocks(l, 1)
 	end, derr := d.walkStruct(l, 0, blk, len(b))
 	if derr == nil && end != len(b) {
 		derr = &DecodeError{Offset: end, Reason: fmt.Sprintf("%d bytes left over after the message", len(b)-end)}
@@ -70,7 +70,8 @@ func (d *Decoder) Decode(s *Schema, v int16, b []byte) (View, error) {
 // buffer can be reused or collected. Views of it become invalid.
 func (d *Decoder) Reset() { d.buf, d.idx = nil, d.idx[:0] }
 
-// reserve appends n entries set to noField and returns the first's position.
+// reserve appends n entries and returns the first's position. The entries
+// are not initialised: the caller writes them.
 func (d *Decoder) reserve(n int) uint32 {
 	at := len(d.idx)
 	if cap(d.idx)-at < n {
@@ -79,11 +80,21 @@ func (d *Decoder) reserve(n int) uint32 {
 		d.idx = grown
 	}
 	d.idx = d.idx[:at+n]
-	s := d.idx[at:]
-	for i := range s {
-		s[i] = noField
-	}
 	return uint32(at)
+}
+
+// reserveBlocks appends n consecutive blocks for structs of layout l, with
+// the slots the walk may leave unwritten set to noField.
+func (d *Decoder) reserveBlocks(l *layout, n int) uint32 {
+	per := l.nslots + 1
+	at := d.reserve(n * per)
+	for i := 0; i < n; i++ {
+		b := d.idx[int(at)+i*per : int(at)+(i+1)*per]
+		for _, s := range l.unset {
+			b[s] = noField
+		}
+	}
+	return at
 }
 
 // DecodeError reports malformed input: which message, which field, where.
@@ -122,6 +133,16 @@ func (e *DecodeError) finish() {
 	e.Path, e.rev = sb.String(), nil
 }
 
+// short reports which field of a run does not fit.
+func (r *run) short(pos, end int) *DecodeError {
+	for j, o := range r.ops {
+		if w := o.kind.fixedSize(); end-(pos+r.offs[j]) < w {
+			return short(pos+r.offs[j], w, end).in(o.field.Name)
+		}
+	}
+	return short(pos, r.size, end)
+}
+
 func short(pos, need, end int) *DecodeError {
 	return &DecodeError{Offset: pos, Reason: fmt.Sprintf("need %d bytes, %d left", need, end-pos)}
 }
@@ -131,8 +152,19 @@ func short(pos, need, end int) *DecodeError {
 // struct (the message end, or the end of a tagged field's value).
 func (d *Decoder) walkStruct(l *layout, pos int, blk uint32, end int) (int, *DecodeError) {
 	var err *DecodeError
-	for i := range l.inline {
-		o := &l.inline[i]
+	for i := range l.walk {
+		o := &l.walk[i]
+		if r := o.run; r != nil {
+			if end-pos < r.size {
+				return pos, r.short(pos, end)
+			}
+			idx := d.idx[blk:]
+			for j, s := range r.slots {
+				idx[s] = uint32(pos + r.offs[j])
+			}
+			pos += r.size
+			continue
+		}
 		if pos, err = d.walkField(o, l.flexible, pos, blk, end); err != nil {
 			return pos, err.in(o.field.Name)
 		}
@@ -224,7 +256,7 @@ func (d *Decoder) walkField(o *op, flexible bool, pos int, blk uint32, end int) 
 				return pos, &DecodeError{Offset: pos, Reason: fmt.Sprintf("bad struct presence marker %d", int8(d.buf[pos]))}
 			}
 		}
-		cb := d.reserve(o.child.nslots + 1)
+		cb := d.reserveBlocks(o.child, 1)
 		d.idx[slot] = cb
 		return d.walkStruct(o.child, pos, cb, end)
 	case KindArray:
@@ -311,7 +343,8 @@ func (d *Decoder) walkArray(o *op, flexible bool, pos int, slot uint32, end int)
 	switch {
 	case o.elem == KindStruct:
 		per := o.child.nslots + 1
-		ab := d.reserve(1 + n*per)
+		ab := d.reserve(1)
+		d.reserveBlocks(o.child, n)
 		d.idx[ab] = uint32(n)
 		d.idx[slot] = ab
 		for i := 0; i < n; i++ {

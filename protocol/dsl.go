@@ -115,6 +115,9 @@ func ArrayOf(name string, elem Kind) Field {
 	return f
 }
 
+// Int16s declares an array of int16.
+func Int16s(name string) Field { return ArrayOf(name, KindInt16) }
+
 // Int32s declares an array of int32.
 func Int32s(name string) Field { return ArrayOf(name, KindInt32) }
 

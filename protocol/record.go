@@ -209,7 +209,7 @@ func Decode(s *Schema, v int16, b []byte) (*Record, error) {
 // Record copies the viewed struct into an owned Record.
 func (v View) Record() *Record {
 	r := NewRecord(v.l.schema)
-	if v.blk == noField {
+	if v.d == absent {
 		return r
 	}
 	l := v.l
@@ -261,7 +261,8 @@ func (v View) copyField(r *Record, o *op) {
 			r.vals[o.slot] = nil
 		}
 	case KindBytes, KindRecords:
-		if b := v.Bytes(h); b != nil {
+		b := v.d.lenPrefixedAt(o.kind, v.l.flexible, at)
+		if b != nil {
 			r.vals[o.slot] = append([]byte{}, b...)
 		} else {
 			r.vals[o.slot] = nil

@@ -76,6 +76,8 @@ type layout struct {
 	version  int16
 	flexible bool
 	inline   []op  // fields on the wire, in order
+	walk     []op  // inline with fixed-width runs merged: what Decoder walks
+	unset    []int // slots the walk does not always write: absent, tagged, tag section
 	tagged   []op  // tagged fields, by ascending tag
 	absent   []int // slots of fields not on the wire in this version
 	minSize  int   // smallest possible encoding of this struct
@@ -86,6 +88,7 @@ type layout struct {
 }
 
 type op struct {
+	run      *run // non-nil: a run of consecutive fixed-width fields
 	kind     Kind
 	elem     Kind
 	nullable bool
@@ -117,7 +120,32 @@ func (s *Schema) Handle(name string) Handle {
 	if !ok {
 		panic(fmt.Sprintf("protocol: %s has no field %q", s.name, name))
 	}
-	return Handle{s: s, slot: i, kind: s.fields[i].Kind}
+	return s.handle(i)
+}
+
+func (s *Schema) handle(i int) Handle {
+	h := Handle{s: s, slot: i, kind: s.fields[i].Kind}
+	switch d := s.fields[i].def.(type) {
+	case bool:
+		if d {
+			h.def = 1
+		}
+	case int8:
+		h.def = uint64(d)
+	case int16:
+		h.def = uint64(d)
+	case uint16:
+		h.def = uint64(d)
+	case int32:
+		h.def = uint64(d)
+	case uint32:
+		h.def = uint64(d)
+	case int64:
+		h.def = uint64(d)
+	case float64:
+		h.def = math.Float64bits(d)
+	}
+	return h
 }
 
 // Lookup is Handle without the panic.
@@ -126,7 +154,7 @@ func (s *Schema) Lookup(name string) (Handle, bool) {
 	if !ok {
 		return Handle{}, false
 	}
-	return Handle{s: s, slot: i, kind: s.fields[i].Kind}, true
+	return s.handle(i), true
 }
 
 func (s *Schema) layout(v int16) (*layout, error) {
@@ -143,6 +171,7 @@ type Handle struct {
 	s    *Schema
 	slot int
 	kind Kind
+	def  uint64 // bits of a numeric default, so accessors need no lookup
 }
 
 // Kind is the field's wire type.
@@ -192,6 +221,9 @@ func compileAPI(d APIDef) (*API, error) {
 }
 
 func compileSchema(a *API, isReq bool, name string, fields []Field) (*Schema, error) {
+	if len(fields) > maxFields {
+		return nil, fmt.Errorf("protocol: %s: %d fields, more than %d", name, len(fields), maxFields)
+	}
 	s := &Schema{name: name, api: a, isReq: isReq, byName: make(map[string]int, len(fields))}
 	s.fields = make([]schemaField, len(fields))
 	for i, f := range fields {
@@ -299,6 +331,14 @@ func (s *Schema) compileLayout(v int16) (*layout, error) {
 		l.minSize += o.minSize(l.flexible)
 	}
 	sort.Slice(l.tagged, func(i, j int) bool { return l.tagged[i].tag < l.tagged[j].tag })
+	l.walk = mergeRuns(l.inline)
+	l.unset = append(l.unset, l.absent...)
+	for _, o := range l.tagged {
+		l.unset = append(l.unset, o.slot)
+	}
+	if !l.flexible {
+		l.unset = append(l.unset, len(s.fields)) // no tag section
+	}
 	if l.flexible {
 		l.minSize++ // the tag section's count
 	}
@@ -465,4 +505,39 @@ func zeroOf(k Kind) any {
 		return ""
 	}
 	return nil
+}
+
+// run is a sequence of consecutive fixed-width fields, validated with one
+// bounds check: the walk's fast path.
+type run struct {
+	size  int
+	slots []int
+	offs  []int // offset of each field from the run's start
+	ops   []op  // the fields, for error messages
+}
+
+// mergeRuns replaces each sequence of two or more fixed-width fields with
+// one run op.
+func mergeRuns(ops []op) []op {
+	var out []op
+	for i := 0; i < len(ops); {
+		j := i
+		for j < len(ops) && ops[j].kind.fixedSize() > 0 {
+			j++
+		}
+		if j-i < 2 {
+			out = append(out, ops[i])
+			i++
+			continue
+		}
+		r := &run{ops: ops[i:j]}
+		for _, o := range ops[i:j] {
+			r.slots = append(r.slots, o.slot)
+			r.offs = append(r.offs, r.size)
+			r.size += o.kind.fixedSize()
+		}
+		out = append(out, op{run: r, field: ops[i].field})
+		i = j
+	}
+	return out
 }

@@ -15,7 +15,7 @@ import (
 type View struct {
 	d   *Decoder
 	l   *layout
-	blk uint32 // index block, or noField for an absent struct (all defaults)
+	blk uint32 // index block (in absent's index for a struct not on the wire)
 }
 
 // Schema is the schema of the viewed struct.
@@ -28,56 +28,73 @@ func (v View) Version() int16 { return v.l.version }
 func (v View) Valid() bool { return v.l != nil }
 
 // off returns the field's index entry, checking that h belongs here and
-// has the expected kind.
+// has the expected kind. Kept tiny so that accessors inline; the panic is
+// for programming errors only, never for bad input.
 func (v View) off(h Handle, k Kind) uint32 {
-	if h.s != v.l.schema {
-		v.l.schema.check(h)
-	}
-	if h.kind != k && !(k == KindBytes && h.kind == KindRecords) {
-		panic(fmt.Sprintf("protocol: %s.%s is a %s, read as a %s", h.s.name, h.Name(), h.kind, k))
-	}
-	if v.blk == noField {
-		return noField
+	if h.s != v.l.schema || h.kind != k {
+		panic(misuseError{h, k})
 	}
 	return v.d.idx[v.blk+uint32(h.slot)]
 }
+
+// misuseError is the panic value for a handle used on the wrong schema or
+// read as the wrong kind.
+type misuseError struct {
+	h Handle
+	k Kind
+}
+
+func (e misuseError) Error() string {
+	return fmt.Sprintf("protocol: field %s.%s (a %s) read as a %s through a view of another struct or kind",
+		e.h.s.nameOrNil(), e.h.Name(), e.h.kind, e.k)
+}
+
+// absent backs views of structs that are not on the wire (absent from the
+// version, not sent, or null): every entry is noField, so every field
+// reads as its default. Shared and never written.
+var absent = &Decoder{idx: func() []uint32 {
+	idx := make([]uint32, maxFields+1)
+	for i := range idx {
+		idx[i] = noField
+	}
+	return idx
+}()}
+
+// maxFields bounds the fields of one struct, so that absent covers any
+// block.
+const maxFields = 255
 
 // Has reports whether the field is on the wire in this message: false for
 // fields absent from the version and for tagged fields not sent, whose
 // accessors return the field's default.
 func (v View) Has(h Handle) bool {
 	v.l.schema.check(h)
-	return v.blk != noField && v.d.idx[v.blk+uint32(h.slot)] != noField
-}
-
-func def[T any](h Handle) T {
-	t, _ := h.s.fields[h.slot].def.(T)
-	return t
+	return v.d.idx[v.blk+uint32(h.slot)] != noField
 }
 
 // Bool reads a bool field.
 func (v View) Bool(h Handle) bool {
 	o := v.off(h, KindBool)
 	if o == noField {
-		return def[bool](h)
+		return h.def != 0
 	}
 	return v.d.buf[o] != 0
 }
 
-// Int8 reads an int8 field.
+// Int8 reads a int8 field.
 func (v View) Int8(h Handle) int8 {
 	o := v.off(h, KindInt8)
 	if o == noField {
-		return def[int8](h)
+		return int8(h.def)
 	}
 	return int8(v.d.buf[o])
 }
 
-// Int16 reads an int16 field.
+// Int16 reads a int16 field.
 func (v View) Int16(h Handle) int16 {
 	o := v.off(h, KindInt16)
 	if o == noField {
-		return def[int16](h)
+		return int16(h.def)
 	}
 	return int16(be16(v.d.buf[o:]))
 }
@@ -86,16 +103,16 @@ func (v View) Int16(h Handle) int16 {
 func (v View) Uint16(h Handle) uint16 {
 	o := v.off(h, KindUint16)
 	if o == noField {
-		return def[uint16](h)
+		return uint16(h.def)
 	}
 	return be16(v.d.buf[o:])
 }
 
-// Int32 reads an int32 field.
+// Int32 reads a int32 field.
 func (v View) Int32(h Handle) int32 {
 	o := v.off(h, KindInt32)
 	if o == noField {
-		return def[int32](h)
+		return int32(h.def)
 	}
 	return int32(be32(v.d.buf[o:]))
 }
@@ -104,16 +121,16 @@ func (v View) Int32(h Handle) int32 {
 func (v View) Uint32(h Handle) uint32 {
 	o := v.off(h, KindUint32)
 	if o == noField {
-		return def[uint32](h)
+		return uint32(h.def)
 	}
 	return be32(v.d.buf[o:])
 }
 
-// Int64 reads an int64 field.
+// Int64 reads a int64 field.
 func (v View) Int64(h Handle) int64 {
 	o := v.off(h, KindInt64)
 	if o == noField {
-		return def[int64](h)
+		return int64(h.def)
 	}
 	return int64(be64(v.d.buf[o:]))
 }
@@ -122,7 +139,7 @@ func (v View) Int64(h Handle) int64 {
 func (v View) Float64(h Handle) float64 {
 	o := v.off(h, KindFloat64)
 	if o == noField {
-		return def[float64](h)
+		return math.Float64frombits(h.def)
 	}
 	return math.Float64frombits(be64(v.d.buf[o:]))
 }
@@ -131,7 +148,7 @@ func (v View) Float64(h Handle) float64 {
 func (v View) Varint(h Handle) int32 {
 	o := v.off(h, KindVarint)
 	if o == noField {
-		return def[int32](h)
+		return int32(h.def)
 	}
 	x, _ := ParseVarint(v.d.buf[o:])
 	return int32(x)
@@ -141,7 +158,7 @@ func (v View) Varint(h Handle) int32 {
 func (v View) Varlong(h Handle) int64 {
 	o := v.off(h, KindVarlong)
 	if o == noField {
-		return def[int64](h)
+		return int64(h.def)
 	}
 	x, _ := ParseVarint(v.d.buf[o:])
 	return x
@@ -180,23 +197,29 @@ func (v View) UnsafeString(h Handle) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
-// Bytes reads a bytes or records field as a sub-slice of the message (nil
-// for null). The slice's capacity is clipped so appends cannot overwrite the
-// message.
+// Bytes reads a bytes field as a sub-slice of the message (nil for null).
+// The slice's capacity is clipped so appends cannot overwrite the message.
 func (v View) Bytes(h Handle) []byte {
 	o := v.off(h, KindBytes)
 	if o == noField {
 		return nil
 	}
-	return v.d.lenPrefixedAt(h.Kind(), v.l.flexible, o)
+	return v.d.lenPrefixedAt(KindBytes, v.l.flexible, o)
+}
+
+// Records reads a records field (record batches) as a sub-slice of the
+// message, nil for null. Nothing is copied or parsed.
+func (v View) Records(h Handle) []byte {
+	o := v.off(h, KindRecords)
+	if o == noField {
+		return nil
+	}
+	return v.d.lenPrefixedAt(KindRecords, v.l.flexible, o)
 }
 
 // IsNull reports whether a nullable field is null.
 func (v View) IsNull(h Handle) bool {
 	v.l.schema.check(h)
-	if v.blk == noField {
-		return isNullDefault(&h.s.fields[h.slot])
-	}
 	o := v.d.idx[v.blk+uint32(h.slot)]
 	if o == noField {
 		return isNullDefault(&h.s.fields[h.slot])
@@ -241,8 +264,11 @@ func (d *Decoder) lenPrefixedAt(k Kind, flexible bool, o uint32) []byte {
 func (v View) Struct(h Handle) (sv View, ok bool) {
 	o := v.off(h, KindStruct)
 	child := v.l.children[h.slot]
-	if o == nullStruct {
-		return View{d: v.d, l: child, blk: noField}, false
+	switch o {
+	case nullStruct:
+		return View{d: absent, l: child}, false
+	case noField:
+		return View{d: absent, l: child}, !isNullDefault(&h.s.fields[h.slot])
 	}
 	return View{d: v.d, l: child, blk: o}, true
 }
@@ -252,6 +278,9 @@ func (v View) Struct(h Handle) (sv View, ok bool) {
 func (v View) Array(h Handle) ArrayView {
 	o := v.off(h, KindArray)
 	a := ArrayView{d: v.d, l: v.l.children[h.slot], elem: h.s.fields[h.slot].Elem, flexible: v.l.flexible}
+	if a.l != nil {
+		a.stride = uint32(a.l.nslots + 1)
+	}
 	if o == noField {
 		a.blk = noField
 		if isNullDefault(&h.s.fields[h.slot]) {
@@ -274,6 +303,7 @@ type ArrayView struct {
 	l        *layout // element layout of a struct array
 	blk      uint32
 	n        int
+	stride   uint32 // index entries per struct element
 	elem     Kind
 	flexible bool
 	null     bool
@@ -288,13 +318,24 @@ func (a ArrayView) IsNull() bool { return a.null }
 // At returns a view of struct element i. It panics if i is out of range,
 // like a slice index.
 func (a ArrayView) At(i int) View {
-	if uint(i) >= uint(a.n) {
-		panic(fmt.Sprintf("protocol: index %d out of range [0:%d]", i, a.n))
+	if uint(i) >= uint(a.n) || a.l == nil {
+		panic(indexError{i, a.n, a.elem})
 	}
-	if a.l == nil {
-		panic("protocol: At on an array of " + a.elem.String())
+	return View{d: a.d, l: a.l, blk: a.blk + 1 + uint32(i)*a.stride}
+}
+
+// indexError is the panic value for an element index out of range, or At
+// on an array of scalars.
+type indexError struct {
+	i, n int
+	elem Kind
+}
+
+func (e indexError) Error() string {
+	if e.elem != KindStruct {
+		return "protocol: At on an array of " + e.elem.String()
 	}
-	return View{d: a.d, l: a.l, blk: a.blk + 1 + uint32(i*(a.l.nslots+1))}
+	return fmt.Sprintf("protocol: index %d out of range [0:%d]", e.i, e.n)
 }
 
 // elemOff returns the byte offset of scalar element i.
