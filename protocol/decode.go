@@ -165,6 +165,20 @@ func (d *Decoder) walkStruct(l *layout, pos int, blk uint32, end int) (int, *Dec
 			pos += r.size
 			continue
 		}
+		if l.flexible && (o.kind == KindString || o.kind == KindBytes || o.kind == KindRecords) {
+			// Fast path: a compact length of one or two bytes.
+			if b := d.buf[pos:end]; len(b) >= 2 && b[0] != 0 && (b[0] < 0x80 || b[1] < 0x80) {
+				n, k := int(b[0])-1, 1
+				if b[0] >= 0x80 {
+					n, k = int(b[0]&0x7f)|int(b[1])<<7-1, 2
+				}
+				if n <= len(b)-k {
+					d.idx[blk+uint32(o.slot)] = uint32(pos)
+					pos += k + n
+					continue
+				}
+			}
+		}
 		if pos, err = d.walkField(o, l.flexible, pos, blk, end); err != nil {
 			return pos, err.in(o.field.Name)
 		}
@@ -173,6 +187,9 @@ func (d *Decoder) walkStruct(l *layout, pos int, blk uint32, end int) (int, *Dec
 		return pos, nil
 	}
 	d.idx[blk+uint32(l.nslots)] = uint32(pos)
+	if pos < end && d.buf[pos] == 0 { // the usual empty tag section
+		return pos + 1, nil
+	}
 	return d.walkTags(l, pos, blk, end)
 }
 

@@ -280,11 +280,11 @@ func (v View) copyField(r *Record, o *op) {
 
 // values copies an array into the slice type Record uses for it.
 func (a ArrayView) values() any {
-	if a.null {
+	if a.n < 0 {
 		return nil
 	}
 	n := a.n
-	switch a.elem {
+	switch a.info.elem {
 	case KindStruct:
 		out := make([]*Record, n)
 		for i := range out {
@@ -300,7 +300,7 @@ func (a ArrayView) values() any {
 	case KindBytes:
 		out := make([][]byte, n)
 		for i := range out {
-			b := a.d.lenPrefixedAt(KindBytes, a.flexible, uint32(a.elemOff(i, KindBytes)))
+			b := a.d.lenPrefixedAt(KindBytes, a.info.flexible, uint32(a.elemOff(i, KindBytes)))
 			if b != nil {
 				out[i] = append([]byte{}, b...)
 			}
@@ -318,8 +318,8 @@ func (a ArrayView) values() any {
 
 func (a ArrayView) fixedValues() any {
 	n := a.n
-	at := func(i int) []byte { return a.d.buf[a.elemOff(i, a.elem):] }
-	switch a.elem {
+	at := func(i int) []byte { return a.d.buf[a.elemOff(i, a.info.elem):] }
+	switch a.info.elem {
 	case KindBool:
 		out := make([]bool, n)
 		for i := range out {

@@ -85,6 +85,8 @@ type layout struct {
 	// children are the layouts of struct and struct-array fields, by slot
 	// (also for fields absent from this version, whose views read defaults).
 	children []*layout
+	// arrays describes array fields by slot, for ArrayView.
+	arrays []arrayInfo
 }
 
 type op struct {
@@ -305,11 +307,22 @@ func (s *Schema) compileLayout(v int16) (*layout, error) {
 	a := s.api
 	l := &layout{schema: s, version: v, flexible: a.IsFlexible(v), nslots: len(s.fields)}
 	l.children = make([]*layout, len(s.fields))
+	l.arrays = make([]arrayInfo, len(s.fields))
 	tags := map[uint32]string{}
 	for i := range s.fields {
 		f := &s.fields[i]
 		if f.child != nil {
 			l.children[i] = f.child.layouts[int(v)-int(a.MinVersion)]
+		}
+		if f.Kind == KindArray {
+			ai := arrayInfo{l: l.children[i], elem: f.Elem, flexible: l.flexible}
+			if isNullDefault(f) {
+				ai.absentLen = -1
+			}
+			if ai.l != nil {
+				ai.stride = uint32(ai.l.nslots + 1)
+			}
+			l.arrays[i] = ai
 		}
 		if !f.Versions.Contains(v) {
 			l.absent = append(l.absent, i)

@@ -251,6 +251,16 @@ func isNullDefault(f *schemaField) bool {
 // lenPrefixedAt returns the payload of an already validated string, bytes
 // or records field at offset o.
 func (d *Decoder) lenPrefixedAt(k Kind, flexible bool, o uint32) []byte {
+	if flexible {
+		if c := d.buf[o]; c < 0x80 { // compact length under 127: one byte
+			if c == 0 {
+				return nil
+			}
+			s := o + 1
+			e := s + uint32(c) - 1
+			return d.buf[s:e:e]
+		}
+	}
 	n, hdr, _ := d.lenPrefix(k, flexible, int(o), len(d.buf))
 	if n < 0 {
 		return nil
@@ -277,51 +287,44 @@ func (v View) Struct(h Handle) (sv View, ok bool) {
 // reads as empty (or null, if its default is null).
 func (v View) Array(h Handle) ArrayView {
 	o := v.off(h, KindArray)
-	a := ArrayView{d: v.d, l: v.l.children[h.slot], elem: h.s.fields[h.slot].Elem, flexible: v.l.flexible}
-	if a.l != nil {
-		a.stride = uint32(a.l.nslots + 1)
-	}
+	info := &v.l.arrays[h.slot]
 	if o == noField {
-		a.blk = noField
-		if isNullDefault(&h.s.fields[h.slot]) {
-			a.null = true
-		}
-		return a
+		return ArrayView{info: info, n: info.absentLen}
 	}
-	a.blk = o
-	if n := v.d.idx[o]; n == nullCount {
-		a.null = true
-	} else {
-		a.n = int(n)
-	}
-	return a
+	// A null array's count entry is nullCount, which is -1 as an int32.
+	return ArrayView{d: v.d, info: info, blk: o, n: int(int32(v.d.idx[o]))}
+}
+
+// arrayInfo describes an array field at one version, for its views.
+type arrayInfo struct {
+	l           *layout // element layout of a struct array
+	stride      uint32  // index entries per struct element
+	elem        Kind
+	flexible    bool
+	absentLen   int // 0, or -1 when an absent array reads as null
 }
 
 // ArrayView is a zero-copy view of an array field.
 type ArrayView struct {
-	d        *Decoder
-	l        *layout // element layout of a struct array
-	blk      uint32
-	n        int
-	stride   uint32 // index entries per struct element
-	elem     Kind
-	flexible bool
-	null     bool
+	d    *Decoder
+	info *arrayInfo
+	blk  uint32
+	n    int // -1 for null
 }
 
 // Len is the number of elements (0 for a null array).
-func (a ArrayView) Len() int { return a.n }
+func (a ArrayView) Len() int { return max(a.n, 0) }
 
 // IsNull reports whether the array is null.
-func (a ArrayView) IsNull() bool { return a.null }
+func (a ArrayView) IsNull() bool { return a.n < 0 }
 
 // At returns a view of struct element i. It panics if i is out of range,
 // like a slice index.
 func (a ArrayView) At(i int) View {
-	if uint(i) >= uint(a.n) || a.l == nil {
-		panic(indexError{i, a.n, a.elem})
+	if i < 0 || i >= a.n || a.info.l == nil {
+		panic(indexError{i, a.n, a.info.elem})
 	}
-	return View{d: a.d, l: a.l, blk: a.blk + 1 + uint32(i)*a.stride}
+	return View{d: a.d, l: a.info.l, blk: a.blk + 1 + uint32(i)*a.info.stride}
 }
 
 // indexError is the panic value for an element index out of range, or At
@@ -340,13 +343,13 @@ func (e indexError) Error() string {
 
 // elemOff returns the byte offset of scalar element i.
 func (a ArrayView) elemOff(i int, k Kind) int {
-	if uint(i) >= uint(a.n) {
+	if i < 0 || i >= a.n {
 		panic(fmt.Sprintf("protocol: index %d out of range [0:%d]", i, a.n))
 	}
-	if a.elem != k && !(k == KindBytes && a.elem == KindString) {
-		panic(fmt.Sprintf("protocol: array of %s read as %s", a.elem, k))
+	if a.info.elem != k {
+		panic(fmt.Sprintf("protocol: array of %s read as %s", a.info.elem, k))
 	}
-	if w := a.elem.fixedSize(); w > 0 {
+	if w := k.fixedSize(); w > 0 {
 		return int(a.d.idx[a.blk+1]) + i*w
 	}
 	return int(a.d.idx[a.blk+1+uint32(i)])
@@ -369,7 +372,7 @@ func (a ArrayView) UUIDAt(i int) (u [16]byte) {
 
 // StringBytesAt reads element i of a string array without copying.
 func (a ArrayView) StringBytesAt(i int) []byte {
-	return a.d.lenPrefixedAt(KindString, a.flexible, uint32(a.elemOff(i, KindString)))
+	return a.d.lenPrefixedAt(KindString, a.info.flexible, uint32(a.elemOff(i, KindString)))
 }
 
 // SetInt32 overwrites an int32 field in place. The field must be on the
