@@ -297,11 +297,11 @@ func (v View) Array(h Handle) ArrayView {
 
 // arrayInfo describes an array field at one version, for its views.
 type arrayInfo struct {
-	l           *layout // element layout of a struct array
-	stride      uint32  // index entries per struct element
-	elem        Kind
-	flexible    bool
-	absentLen   int // 0, or -1 when an absent array reads as null
+	l         *layout // element layout of a struct array
+	stride    uint32  // index entries per struct element
+	elem      Kind
+	flexible  bool
+	absentLen int // 0, or -1 when an absent array reads as null
 }
 
 // ArrayView is a zero-copy view of an array field.
