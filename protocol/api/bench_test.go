@@ -129,3 +129,139 @@ func BenchmarkFetchDecode(b *testing.B) {
 		}
 	}
 }
+
+// produceVersion is the ProduceRequest version of the produce benchmarks:
+// the newest that still names topics (v13 uses topic ids).
+const produceVersion = 12
+
+type produceVisit struct {
+	topics, partitions int
+	sum                int64
+	recordBytes        int
+}
+
+var produceReq = struct {
+	topicData, name, partitionData, index, records protocol.Handle
+}{}
+
+func init() {
+	r := Produce.Request
+	produceReq.topicData = r.Handle("TopicData")
+	t := r.Child(produceReq.topicData)
+	produceReq.name, produceReq.partitionData = t.Handle("Name"), t.Handle("PartitionData")
+	p := t.Child(produceReq.partitionData)
+	produceReq.index, produceReq.records = p.Handle("Index"), p.Handle("Records")
+}
+
+func visitKtapeProduce(d *protocol.Decoder, v int16, body []byte) (produceVisit, error) {
+	var out produceVisit
+	r, err := d.Decode(Produce.Request, v, body)
+	if err != nil {
+		return out, err
+	}
+	topics := r.Array(produceReq.topicData)
+	for i := 0; i < topics.Len(); i++ {
+		t := topics.At(i)
+		out.topics++
+		out.recordBytes += len(t.StringBytes(produceReq.name))
+		parts := t.Array(produceReq.partitionData)
+		for j := 0; j < parts.Len(); j++ {
+			p := parts.At(j)
+			out.partitions++
+			out.sum += int64(p.Int32(produceReq.index))
+			out.recordBytes += len(p.Records(produceReq.records))
+		}
+	}
+	return out, nil
+}
+
+func visitKmsgProduce(v int16, body []byte) (produceVisit, error) {
+	var out produceVisit
+	r := kmsg.NewPtrProduceRequest()
+	r.Version = v
+	if err := r.ReadFrom(body); err != nil {
+		return out, err
+	}
+	for i := range r.Topics {
+		t := &r.Topics[i]
+		out.topics++
+		out.recordBytes += len(t.Topic)
+		for j := range t.Partitions {
+			p := &t.Partitions[j]
+			out.partitions++
+			out.sum += int64(p.Partition)
+			out.recordBytes += len(p.Records)
+		}
+	}
+	return out, nil
+}
+
+func TestProduceVisitorsAgree(t *testing.T) {
+	body := produceRequestBody(16, 8, produceVersion)
+	var d protocol.Decoder
+	got, err := visitKtapeProduce(&d, produceVersion, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := visitKmsgProduce(produceVersion, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want || got.partitions != 128 {
+		t.Fatalf("ktape %+v, kmsg %+v", got, want)
+	}
+}
+
+func BenchmarkProduceEncode(b *testing.B) {
+	body := produceRequestBody(16, 8, produceVersion)
+	b.Run("ktape", func(b *testing.B) {
+		rec, err := protocol.Decode(Produce.Request, produceVersion, body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buf := make([]byte, 0, len(body))
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			buf, sink.err = rec.AppendTo(buf[:0], produceVersion)
+		}
+		sink.b = buf
+	})
+	b.Run("kmsg", func(b *testing.B) {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version = produceVersion
+		if err := req.ReadFrom(body); err != nil {
+			b.Fatal(err)
+		}
+		buf := make([]byte, 0, len(body))
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = req.AppendTo(buf[:0])
+		}
+		sink.b = buf
+	})
+}
+
+func BenchmarkProduceDecode(b *testing.B) {
+	body := produceRequestBody(16, 8, produceVersion)
+	b.Run("ktape", func(b *testing.B) {
+		var d protocol.Decoder
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			out, err := visitKtapeProduce(&d, produceVersion, body)
+			sink.n += out.sum
+			sink.err = err
+		}
+	})
+	b.Run("kmsg", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			out, err := visitKmsgProduce(produceVersion, body)
+			sink.n += out.sum
+			sink.err = err
+		}
+	})
+}
