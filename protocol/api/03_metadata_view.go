@@ -6,8 +6,8 @@ import "github.com/ktape/ktape/protocol"
 
 var metadata = struct {
 	throttle, brokers, nodeID, host, port, rack, clusterID, controllerID, topics, errorCode protocol.Handle
-	tErr, tName, tID, internal, partitions                                                   protocol.Handle
-	pErr, pIndex, leader, leaderEpoch, replicas, isr, offline                                protocol.Handle
+	tErr, tName, tID, internal, partitions                                                  protocol.Handle
+	pErr, pIndex, leader, leaderEpoch, replicas, isr, offline                               protocol.Handle
 }{}
 
 func init() {
