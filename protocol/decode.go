@@ -172,7 +172,7 @@ func (d *Decoder) walkStruct(l *layout, pos int, blk uint32, end int) (int, *Dec
 				if b[0] >= 0x80 {
 					n, k = int(b[0]&0x7f)|int(b[1])<<7-1, 2
 				}
-				if n <= len(b)-k {
+				if n >= 0 && n <= len(b)-k {
 					d.idx[blk+uint32(o.slot)] = uint32(pos)
 					pos += k + n
 					continue

@@ -102,16 +102,10 @@ func sizeField(o *op, flexible bool, x any) int {
 		v, _ := x.(int64)
 		return VarintLen(v)
 	case KindString:
-		s, ok := x.(string)
-		if !ok {
-			return lenSize(KindString, flexible, -1)
-		}
+		s, _ := x.(string) // null and empty have the same size
 		return lenSize(KindString, flexible, len(s)) + len(s)
 	case KindBytes, KindRecords:
 		b, _ := x.([]byte)
-		if b == nil {
-			return lenSize(KindBytes, flexible, -1)
-		}
 		return lenSize(KindBytes, flexible, len(b)) + len(b)
 	case KindStruct:
 		c, _ := x.(*Record)
@@ -394,22 +388,20 @@ func appendField(dst []byte, o *op, flexible bool, x any) ([]byte, string, strin
 		return AppendVarint(dst, v), "", ""
 	case KindString:
 		s, ok := x.(string)
-		if !ok {
-			if !o.nullable {
-				return dst, "", "null, but the field is not nullable in this version"
-			}
+		if !ok && o.nullable {
 			return appendLen(dst, KindString, flexible, -1), "", ""
 		}
+		// A null where this version cannot say null is written as empty,
+		// the closest value the version has (as kmsg does): defaults of
+		// fields nullable only in later versions, and nulls read leniently
+		// from brokers that send them for non-nullable fields.
 		if len(s) > math.MaxInt16 && !flexible {
 			return dst, "", fmt.Sprintf("string of %d bytes is too long", len(s))
 		}
 		return append(appendLen(dst, KindString, flexible, len(s)), s...), "", ""
 	case KindBytes, KindRecords:
 		b, _ := x.([]byte)
-		if b == nil {
-			if !o.nullable {
-				return dst, "", "null, but the field is not nullable in this version"
-			}
+		if b == nil && o.nullable {
 			return appendLen(dst, KindBytes, flexible, -1), "", ""
 		}
 		return append(appendLen(dst, KindBytes, flexible, len(b)), b...), "", ""

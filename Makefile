@@ -1,0 +1,39 @@
+# ktape developer targets. `make test` is the whole test suite (what CI runs).
+
+GO       ?= go
+FUZZTIME ?= 30s
+
+.PHONY: build test bench fuzz vet fmt-check demo clean
+
+## build: compile the ktape binary into bin/ktape
+build:
+	$(GO) build -o bin/ktape ./cmd/ktape
+
+## test: the whole test suite, installing what it needs (scripts/test.sh)
+test:
+	./scripts/test.sh
+
+## bench: all benchmarks, no tests
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: each fuzz target in turn, for FUZZTIME each (make fuzz FUZZTIME=5m)
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+## vet: go vet on every package
+vet:
+	$(GO) vet ./...
+
+## fmt-check: fail if any Go file is not gofmt-formatted
+fmt-check:
+	@out=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+## demo: the main job, for now: list the Kafka APIs ktape speaks
+demo:
+	$(GO) run ./cmd/ktape protocol apis
+
+## clean: remove build output
+clean:
+	rm -rf bin

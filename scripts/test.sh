@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# test.sh runs ktape's whole test suite on a Debian machine where only Go is
+# installed: it installs what the tests need, then checks formatting, vets
+# and runs every test with the race detector. `make test` and .ci/run call it.
+#
+# When a test starts to need a tool (kcat, python3-kafka, ...), add its
+# Debian package to APT_PACKAGES, or add a step below that section.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+command -v go >/dev/null || { echo "test.sh: go not found in PATH" >&2; exit 1; }
+
+# --- Debian packages the tests need ------------------------------------------
+# Installed only if missing.
+APT_PACKAGES=()
+
+install_apt_packages() {
+	local missing=() p
+	for p in "${APT_PACKAGES[@]}"; do
+		if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+			missing+=("$p")
+		fi
+	done
+	if [[ ${#missing[@]} -eq 0 ]]; then
+		return 0
+	fi
+	local sudo=()
+	if [[ $(id -u) -ne 0 ]]; then
+		sudo=(sudo)
+	fi
+	echo "test.sh: installing Debian packages: ${missing[*]}"
+	"${sudo[@]}" apt-get update -qq
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+}
+
+install_apt_packages
+
+# --- static checks -----------------------------------------------------------
+echo "test.sh: gofmt"
+unformatted=$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l)
+if [[ -n "$unformatted" ]]; then
+	echo "test.sh: these files need gofmt:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+
+echo "test.sh: go vet"
+go vet ./...
+
+# --- tests -------------------------------------------------------------------
+# The race detector needs cgo (and so a C compiler); go turns cgo off when it
+# finds none.
+race=(-race)
+if [[ "$(go env CGO_ENABLED)" != "1" ]]; then
+	echo "test.sh: cgo is disabled (no C compiler?): running tests WITHOUT the race detector"
+	race=()
+fi
+
+echo "test.sh: go test ${race[*]}"
+go test "${race[@]}" -count=1 -timeout 30m ./...
