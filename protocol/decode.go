@@ -15,7 +15,7 @@ import (
 // Index layout: every struct instance owns a block of NumFields()+1 entries.
 // Entry i holds the byte offset of field i, or noField when the field is not
 // on the wire (absent from the version, or a tagged field not sent), or
-// nullStruct for a null struct. Struct fields hold the index position of the
+// nullSlot for a null struct or array. Struct fields hold the index position of the
 // child's block instead of a byte offset; array fields hold the position of
 // the array's block: [count, elements...], where struct elements are blocks
 // laid out back to back, fixed-width scalar elements share one entry (the
@@ -33,10 +33,9 @@ type Decoder struct {
 }
 
 const (
-	noField    = math.MaxUint32     // not on the wire: read the default
-	nullStruct = math.MaxUint32 - 1 // a null nullable struct
-	nullCount  = math.MaxUint32     // array block count of a null array
-	maxBuf     = math.MaxUint32 - 2 // offsets must stay below the sentinels
+	noField  = math.MaxUint32     // not on the wire: read the default
+	nullSlot = math.MaxUint32 - 1 // a null struct or array
+	maxBuf   = math.MaxUint32 - 2 // offsets must stay below the sentinels
 )
 
 // Decode validates b as a message of schema s at version v and returns a
@@ -136,8 +135,9 @@ func (e *DecodeError) finish() {
 // short reports which field of a run does not fit.
 func (r *run) short(pos, end int) *DecodeError {
 	for j, o := range r.ops {
-		if w := o.kind.fixedSize(); end-(pos+r.offs[j]) < w {
-			return short(pos+r.offs[j], w, end).in(o.field.Name)
+		at := pos + int(r.fields[j].off)
+		if w := o.kind.fixedSize(); end-at < w {
+			return short(at, w, end).in(o.field.Name)
 		}
 	}
 	return short(pos, r.size, end)
@@ -152,36 +152,77 @@ func short(pos, need, end int) *DecodeError {
 // struct (the message end, or the end of a tagged field's value).
 func (d *Decoder) walkStruct(l *layout, pos int, blk uint32, end int) (int, *DecodeError) {
 	var err *DecodeError
+	buf := d.buf[:end]
+	// idx is this struct's block. Nested arrays and structs may grow (and
+	// move) d.idx, so it is re-sliced after the general path.
+	idx := d.idx[blk : int(blk)+l.nslots+1]
 	for i := range l.walk {
 		o := &l.walk[i]
-		if r := o.run; r != nil {
-			if end-pos < r.size {
+		switch o.code {
+		case codeRun:
+			r := o.run
+			if len(buf)-pos < r.size {
 				return pos, r.short(pos, end)
 			}
-			idx := d.idx[blk:]
-			for j, s := range r.slots {
-				idx[s] = uint32(pos + r.offs[j])
+			for _, f := range r.fields {
+				idx[f.slot] = uint32(pos) + uint32(f.off)
 			}
 			pos += r.size
 			continue
-		}
-		if l.flexible && (o.kind == KindString || o.kind == KindBytes || o.kind == KindRecords) {
-			// Fast path: a compact length of one or two bytes.
-			if b := d.buf[pos:end]; len(b) >= 2 && b[0] != 0 && (b[0] < 0x80 || b[1] < 0x80) {
+		case codeFixed:
+			if w := int(o.width); len(buf)-pos >= w {
+				idx[o.slot] = uint32(pos)
+				pos += w
+				continue
+			}
+		case codeString16:
+			if len(buf)-pos >= 2 {
+				if n := int(int16(be16(buf[pos:]))); n >= -1 && n <= len(buf)-pos-2 {
+					idx[o.slot] = uint32(pos)
+					pos += 2 + max(n, 0)
+					continue
+				}
+			}
+		case codeBytes32:
+			if len(buf)-pos >= 4 {
+				if n := int(int32(be32(buf[pos:]))); n >= -1 && n <= len(buf)-pos-4 {
+					idx[o.slot] = uint32(pos)
+					pos += 4 + max(n, 0)
+					continue
+				}
+			}
+		case codeCompact:
+			// A compact length of one or two bytes.
+			if b := buf[pos:]; len(b) >= 2 && b[0] != 0 && (b[0] < 0x80 || b[1] < 0x80) {
 				n, k := int(b[0])-1, 1
 				if b[0] >= 0x80 {
 					n, k = int(b[0]&0x7f)|int(b[1])<<7-1, 2
 				}
 				if n >= 0 && n <= len(b)-k {
-					d.idx[blk+uint32(o.slot)] = uint32(pos)
+					idx[o.slot] = uint32(pos)
 					pos += k + n
 					continue
 				}
 			}
+		case codeArray:
+			// A null array: int32 -1, or compact 0.
+			if l.flexible {
+				if pos < len(buf) && buf[pos] == 0 && o.nullable {
+					idx[o.slot] = nullSlot
+					pos++
+					continue
+				}
+			} else if len(buf)-pos >= 4 && int32(be32(buf[pos:])) == -1 && o.nullable {
+				idx[o.slot] = nullSlot
+				pos += 4
+				continue
+			}
 		}
+		// The general path, which also produces the errors.
 		if pos, err = d.walkField(o, l.flexible, pos, blk, end); err != nil {
 			return pos, err.in(o.field.Name)
 		}
+		idx = d.idx[blk : int(blk)+l.nslots+1]
 	}
 	if !l.flexible {
 		return pos, nil
@@ -265,7 +306,7 @@ func (d *Decoder) walkField(o *op, flexible bool, pos int, blk uint32, end int) 
 			}
 			switch int8(d.buf[pos]) {
 			case -1:
-				d.idx[slot] = nullStruct
+				d.idx[slot] = nullSlot
 				return pos + 1, nil
 			case 1:
 				pos++
@@ -349,9 +390,7 @@ func (d *Decoder) walkArray(o *op, flexible bool, pos int, slot uint32, end int)
 	at := pos
 	pos += hdr
 	if n < 0 {
-		ab := d.reserve(1)
-		d.idx[ab] = nullCount
-		d.idx[slot] = ab
+		d.idx[slot] = nullSlot
 		return pos, nil
 	}
 	if min := o.elemMinSize(flexible); n > (end-pos)/min {

@@ -122,11 +122,9 @@ func sizeField(o *op, flexible bool, x any) int {
 	return 0
 }
 
-// nullIsDefault: for a nullable struct, does a nil *Record mean null (the
-// default is null) or "all defaults"?
-func (o *op) nullIsDefault() bool {
-	return !o.field.HasDefault || o.field.DefaultValue == nil
-}
+// nullIsDefault: for a nullable struct a nil *Record means null, which is
+// its default; for a non-nullable one it means "all fields at defaults".
+func (o *op) nullIsDefault() bool { return !o.field.NullableVersions.IsNever() }
 
 func sizeArray(o *op, flexible bool, x any) int {
 	n := arrayLen(x)
@@ -233,7 +231,10 @@ func isDefault(o *op, x any) bool {
 	case KindStruct:
 		c, _ := x.(*Record)
 		if c == nil {
-			return o.nullIsDefault() || !o.nullable
+			return true // null, or all defaults
+		}
+		if o.nullIsDefault() {
+			return false // present, where the default is null
 		}
 		if len(c.unknown) > 0 {
 			return false

@@ -90,7 +90,9 @@ type layout struct {
 }
 
 type op struct {
-	run      *run // non-nil: a run of consecutive fixed-width fields
+	code     walkCode // the walk's fast path for this op
+	width    uint8    // codeFixed: the field's width
+	run      *run     // codeRun: consecutive fixed-width fields
 	kind     Kind
 	elem     Kind
 	nullable bool
@@ -315,14 +317,16 @@ func (s *Schema) compileLayout(v int16) (*layout, error) {
 			l.children[i] = f.child.layouts[int(v)-int(a.MinVersion)]
 		}
 		if f.Kind == KindArray {
-			ai := arrayInfo{l: l.children[i], elem: f.Elem, flexible: l.flexible}
-			if isNullDefault(f) {
-				ai.absentLen = -1
-			}
+			ai := &l.arrays[i]
+			*ai = arrayInfo{l: l.children[i], elem: f.Elem, flexible: l.flexible}
 			if ai.l != nil {
 				ai.stride = uint32(ai.l.nslots + 1)
 			}
-			l.arrays[i] = ai
+			ai.empty[0] = ArrayView{info: ai, n: -1}
+			ai.empty[1] = ArrayView{info: ai}
+			if isNullDefault(f) {
+				ai.empty[1].n = -1
+			}
 		}
 		if !f.Versions.Contains(v) {
 			l.absent = append(l.absent, i)
@@ -345,6 +349,9 @@ func (s *Schema) compileLayout(v int16) (*layout, error) {
 	}
 	sort.Slice(l.tagged, func(i, j int) bool { return l.tagged[i].tag < l.tagged[j].tag })
 	l.walk = mergeRuns(l.inline)
+	for i := range l.walk {
+		l.walk[i].setCode(l.flexible)
+	}
 	l.unset = append(l.unset, l.absent...)
 	for _, o := range l.tagged {
 		l.unset = append(l.unset, o.slot)
@@ -523,10 +530,14 @@ func zeroOf(k Kind) any {
 // run is a sequence of consecutive fixed-width fields, validated with one
 // bounds check: the walk's fast path.
 type run struct {
-	size  int
-	slots []int
-	offs  []int // offset of each field from the run's start
-	ops   []op  // the fields, for error messages
+	size   int
+	fields []runField
+	ops    []op // the fields, for error messages
+}
+
+type runField struct {
+	slot uint16
+	off  uint16 // from the run's start
 }
 
 // mergeRuns replaces each sequence of two or more fixed-width fields with
@@ -545,12 +556,46 @@ func mergeRuns(ops []op) []op {
 		}
 		r := &run{ops: ops[i:j]}
 		for _, o := range ops[i:j] {
-			r.slots = append(r.slots, o.slot)
-			r.offs = append(r.offs, r.size)
+			r.fields = append(r.fields, runField{slot: uint16(o.slot), off: uint16(r.size)})
 			r.size += o.kind.fixedSize()
 		}
 		out = append(out, op{run: r, field: ops[i].field})
 		i = j
 	}
 	return out
+}
+
+// walkCode selects the Decoder's inline fast path for a walk op; ops
+// without one (and fast paths that meet anything unusual) go through
+// walkField, which also reports errors.
+type walkCode uint8
+
+const (
+	codeGeneral  walkCode = iota
+	codeRun               // several fixed-width fields
+	codeFixed             // one fixed-width field
+	codeString16          // classic string: int16 length
+	codeBytes32           // classic bytes or records: int32 length
+	codeCompact           // compact string, bytes or records
+	codeArray             // any array: null handled inline
+)
+
+func (o *op) setCode(flexible bool) {
+	switch {
+	case o.run != nil:
+		o.code = codeRun
+	case o.kind.fixedSize() > 0:
+		o.code, o.width = codeFixed, uint8(o.kind.fixedSize())
+	case o.kind == KindString || o.kind == KindBytes || o.kind == KindRecords:
+		switch {
+		case flexible:
+			o.code = codeCompact
+		case o.kind == KindString:
+			o.code = codeString16
+		default:
+			o.code = codeBytes32
+		}
+	case o.kind == KindArray:
+		o.code = codeArray
+	}
 }

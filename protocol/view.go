@@ -226,9 +226,9 @@ func (v View) IsNull(h Handle) bool {
 	}
 	switch h.Kind() {
 	case KindStruct:
-		return o == nullStruct
+		return o == nullSlot
 	case KindArray:
-		return v.d.idx[o] == nullCount
+		return o == nullSlot
 	case KindString, KindBytes, KindRecords:
 		n, _, _ := v.d.lenPrefix(h.Kind(), v.l.flexible, int(o), len(v.d.buf))
 		return n < 0
@@ -243,7 +243,7 @@ func isNullDefault(f *schemaField) bool {
 	case KindArray:
 		return !f.NullableVersions.IsNever() && (!f.HasDefault || f.DefaultValue == nil)
 	case KindStruct:
-		return !f.NullableVersions.IsNever() && f.HasDefault && f.DefaultValue == nil
+		return !f.NullableVersions.IsNever() // a nullable struct defaults to null
 	}
 	return false
 }
@@ -275,7 +275,7 @@ func (v View) Struct(h Handle) (sv View, ok bool) {
 	o := v.off(h, KindStruct)
 	child := v.l.children[h.slot]
 	switch o {
-	case nullStruct:
+	case nullSlot:
 		return View{d: absent, l: child}, false
 	case noField:
 		return View{d: absent, l: child}, !isNullDefault(&h.s.fields[h.slot])
@@ -288,20 +288,21 @@ func (v View) Struct(h Handle) (sv View, ok bool) {
 func (v View) Array(h Handle) ArrayView {
 	o := v.off(h, KindArray)
 	info := &v.l.arrays[h.slot]
-	if o == noField {
-		return ArrayView{info: info, n: info.absentLen}
+	if o >= nullSlot {
+		return info.empty[o-nullSlot] // null, or absent (read as its default)
 	}
-	// A null array's count entry is nullCount, which is -1 as an int32.
-	return ArrayView{d: v.d, info: info, blk: o, n: int(int32(v.d.idx[o]))}
+	return ArrayView{d: v.d, info: info, blk: o, n: int(v.d.idx[o])}
 }
 
 // arrayInfo describes an array field at one version, for its views.
 type arrayInfo struct {
-	l         *layout // element layout of a struct array
-	stride    uint32  // index entries per struct element
-	elem      Kind
-	flexible  bool
-	absentLen int // 0, or -1 when an absent array reads as null
+	l        *layout // element layout of a struct array
+	stride   uint32  // index entries per struct element
+	elem     Kind
+	flexible bool
+	// empty are the views of a null array and of an absent one (which
+	// reads as empty, or as null when its default is null).
+	empty [2]ArrayView
 }
 
 // ArrayView is a zero-copy view of an array field.

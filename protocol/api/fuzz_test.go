@@ -346,11 +346,45 @@ func checkAgainstKmsg(t *testing.T, s *protocol.Schema, v int16, body []byte, re
 		if view, _ := d.Decode(s, v, body); hasLenientNull(view) {
 			return // ktape reads a null where none is allowed as empty; kmsg refuses it
 		}
+		if hasUnknownTags(rec) {
+			// kmsg reads some tags in every flexible version that Kafka
+			// and ktape declare only from a later one (FetchRequest's
+			// ReplicaState is v15+, kmsg reads it from v12): bytes that
+			// are an unknown tag to ktape may not parse as kmsg's field.
+			return
+		}
 		t.Fatalf("%s v%d: ktape decodes, kmsg rejects: %v\nbody %x", s.Name(), v, err, body)
 	}
 	if err := compareRecord(rec, reflect.ValueOf(m).Elem(), v, s.Name()); err != nil {
 		t.Fatalf("%s v%d: ktape and kmsg read different values: %v\nbody %x", s.Name(), v, err, body)
 	}
+}
+
+// hasUnknownTags reports whether r or any struct in it holds tagged
+// fields its schema does not declare at the decoded version.
+func hasUnknownTags(r *protocol.Record) bool {
+	if r == nil {
+		return false
+	}
+	if len(r.UnknownTags()) > 0 {
+		return true
+	}
+	s := r.Schema()
+	for i := 0; i < s.NumFields(); i++ {
+		switch x := r.Get(s.Handle(s.Field(i).Name)).(type) {
+		case *protocol.Record:
+			if hasUnknownTags(x) {
+				return true
+			}
+		case []*protocol.Record:
+			for _, e := range x {
+				if hasUnknownTags(e) {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // hasLenientNull reports whether a string or bytes field that is not
