@@ -23,9 +23,9 @@ type BatchHeader struct {
 	LogAppendTime        bool
 	Transactional        bool
 	Control              bool
-	ProducerID    int64
-	ProducerEpoch int16
-	BaseSequence  int32
+	ProducerID           int64
+	ProducerEpoch        int16
+	BaseSequence         int32
 }
 
 // NoProducer is the header of a batch from a producer that is neither

@@ -86,9 +86,7 @@ func kitchenSinkDeepMarker(marker byte) ([]byte, int) {
 	elem := s.Child(s.Handle("Structs"))
 	inner := elem.Child(elem.Handle("Inner"))
 	deep := inner.Child(inner.Handle("Deep"))
-	r := protocol.NewRecord(s).
-		Set(s.Handle("Bytes"), []byte{}).        // the default, nil, does not encode:
-		Set(s.Handle("NullableBytes"), []byte{}) // see TestDefaultRecordEncodes
+	r := protocol.NewRecord(s)
 	r.Append(s.Handle("Structs"))
 	in := r.Append(s.Handle("Structs")).Append(elem.Handle("Inner"))
 	in.Set(inner.Handle("L"), int64(-1))
@@ -455,16 +453,16 @@ func TestEveryTruncation(t *testing.T) {
 	}
 }
 
-// TestDecodeNullInNonNullableField is the minimal reproducer of an engine
-// bug the fuzzer found (testdata/fuzz/FuzzDecode/61c269ba3664c815).
+// TestDecodeNullInNonNullableField: whatever decodes re-encodes, including
+// a null in a string or bytes field that is not nullable, which the decoder
+// accepts on purpose (some brokers send it; views read it as empty).
 //
-// ENGINE BUG (fails until protocol is fixed): the decoder deliberately
-// accepts null for a string or bytes field that is not nullable (some
-// brokers send it; View.String reads it as ""), and View.Record copies it
-// into the Record as nil; Record.AppendTo then refuses that nil with "null,
-// but the field is not nullable in this version". So a message ktape
-// decodes cannot be re-encoded. Location: protocol/record.go, View.copyField
-// (cases KindString and KindBytes), against protocol/encode.go appendField.
+// Regression test for an engine bug FuzzDecode found in 14 s
+// (testdata/fuzz/FuzzDecode/61c269ba3664c815, a ProduceResponse v3 with
+// null topic names): View.Record copied the null into the Record as nil,
+// and AppendTo refused that nil with "null, but the field is not nullable
+// in this version". Fixed in 6181703 (AppendTo writes such a null as
+// empty).
 func TestDecodeNullInNonNullableField(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -485,7 +483,7 @@ func TestDecodeNullInNonNullableField(t *testing.T) {
 				t.Fatalf("Decode: %v", err)
 			}
 			if _, err := r.AppendTo(nil, c.v); err != nil {
-				t.Errorf("ENGINE BUG: %x decodes, but the Record does not re-encode: %v", c.input, err)
+				t.Errorf("%x decodes, but the Record does not re-encode: %v", c.input, err)
 			}
 		})
 	}
@@ -494,17 +492,14 @@ func TestDecodeNullInNonNullableField(t *testing.T) {
 // TestDefaultRecordEncodes: a Record fresh from NewRecord, every field at
 // its default, must encode at every version.
 //
-// ENGINE BUG (fails until protocol is fixed): protocol/schema.go
-// normalizeDefault gives nil (null) as the default of every bytes field
-// without a declared default, and of every string field that is nullable
-// in *some* version; protocol/encode.go appendField refuses nil wherever
-// the field is not nullable *at the version being encoded*. So
-// NewRecord(api.SaslAuthenticate.Request).AppendTo(nil, 0) fails with
-// "AuthBytes: null, but the field is not nullable in this version",
-// NewRecord(api.JoinGroup.Response).AppendTo(nil, 0) with "ProtocolName:
-// null ..." (nullable only from v7), and SyncGroupResponse likewise
-// (Assignment). Arrays are not affected: appendArray writes a nil slice
-// as an empty array where null is not allowed.
+// Regression test for an engine bug found while writing these tests: the
+// default of a bytes field without a declared default, and of a string
+// field nullable only in later versions, is nil (null), and AppendTo used
+// to refuse nil where the version being encoded cannot say null. So
+// NewRecord(api.SaslAuthenticate.Request).AppendTo(nil, 0) failed with
+// "AuthBytes: null, but the field is not nullable in this version", as did
+// JoinGroupResponse v0-v6 (ProtocolName, nullable from v7) and
+// SyncGroupResponse (Assignment). Fixed in 6181703.
 func TestDefaultRecordEncodes(t *testing.T) {
 	for _, a := range append(All[:len(All):len(All)], kitchenSink) {
 		for _, request := range []bool{true, false} {
@@ -513,7 +508,7 @@ func TestDefaultRecordEncodes(t *testing.T) {
 				r := protocol.NewRecord(s)
 				b, err := r.AppendTo(nil, v)
 				if err != nil {
-					t.Errorf("ENGINE BUG: NewRecord(%s).AppendTo(nil, %d): %v", s.Name(), v, err)
+					t.Errorf("NewRecord(%s).AppendTo(nil, %d): %v", s.Name(), v, err)
 					continue
 				}
 				if n := r.Size(v); n != len(b) {
@@ -531,15 +526,16 @@ func TestDefaultRecordEncodes(t *testing.T) {
 // 0x80 0x00 is 0, i.e. null, in two bytes. kmsg and binary.Uvarint read it
 // so.
 //
-// ENGINE BUG (fails until protocol is fixed): the fast path for compact
-// lengths in protocol/decode.go walkStruct ("Fast path: a compact length of
-// one or two bytes") computes n = ((b[0]&0x7f) | b[1]<<7) - 1 = -1 for
-// 0x80 0x00, accepts it because -1 <= len(b)-2, and advances pos by
-// k+n = 1 byte instead of 2. Every later field is then read one byte early:
-// the valid message below is rejected ("1 bytes left over"), and the
-// invalid one, one byte shorter, is accepted with shifted values
-// (AllowAutoTopicCreation false, IncludeTopicAuthorizedOperations true).
-// The fast path must also require n >= 0.
+// Regression test for an engine bug found by reading the walk and then by
+// FuzzDecode with its kmsg cross-check (testdata/fuzz/FuzzDecode/
+// 251f0fbe9008fab1, a CreatePartitionsResponse v3, and
+// metadata-v12-compact-null-80-00): the walk's fast path for one- and
+// two-byte compact lengths computed n = ((b[0]&0x7f) | b[1]<<7) - 1 = -1
+// for 0x80 0x00, accepted it because -1 <= len(b)-2, and advanced by k+n =
+// 1 byte instead of 2. Every later field was read one byte early: the valid
+// message below was rejected ("1 bytes left over"), and the invalid one, a
+// byte shorter, accepted with shifted values (AllowAutoTopicCreation false,
+// IncludeTopicAuthorizedOperations true). Fixed in b31205f (n >= 0).
 func TestNonMinimalCompactNull(t *testing.T) {
 	id := "00112233445566778899aabbccddeeff"
 	valid := hexBytes(
@@ -554,18 +550,18 @@ func TestNonMinimalCompactNull(t *testing.T) {
 	s := Metadata.Request
 	r, err := protocol.Decode(s, 12, valid)
 	if err != nil {
-		t.Errorf("ENGINE BUG: %x: %v", valid, err)
+		t.Errorf("%x: %v", valid, err)
 	} else {
 		topic := r.Elems(s.Handle("Topics"))[0]
 		if topic.Get(s.Child(s.Handle("Topics")).Handle("Name")) != nil ||
 			r.Get(s.Handle("AllowAutoTopicCreation")) != true ||
 			r.Get(s.Handle("IncludeTopicAuthorizedOperations")) != false {
-			t.Errorf("ENGINE BUG: %x read as %s", valid, dumpRecord(r, 12, true))
+			t.Errorf("%x read as %s", valid, dumpRecord(r, 12, true))
 		}
 	}
 	truncated := valid[:len(valid)-1]
 	if _, err := protocol.Decode(s, 12, truncated); err == nil {
-		t.Errorf("ENGINE BUG: %x (one byte short) decodes", truncated)
+		t.Errorf("%x (one byte short) decodes", truncated)
 	}
 }
 
@@ -584,17 +580,16 @@ var taggedNullable = protocol.NewAPI(protocol.APIDef{
 // null, through the view and the Record alike; one that is sent, even with
 // every field at its default, stays present through AppendTo and Decode.
 //
-// ENGINE BUG (latent: no declared API has a nullable tagged struct; fails
-// until protocol is fixed):
-//  1. For NoDefault (Nullable().Tag(0), no Default), not sent: View.IsNull
-//     says false and View.Struct ok=true (protocol/view.go isNullDefault
-//     wants HasDefault && DefaultValue == nil), while the Record holds nil,
-//     which protocol/encode.go nullIsDefault (!HasDefault || nil) writes
-//     as null. View and Record disagree on the same message.
-//  2. For both, a present struct whose fields are all defaults is dropped
-//     by AppendTo (protocol/encode.go isDefault, case KindStruct, compares
-//     the fields only), so {1 tag, struct {X: 0}} reads back as null:
-//     AppendTo of NewRecord(s).Set(h, NewRecord(child)) is 00 (no tags).
+// Regression test for two latent engine bugs (no declared API has a
+// nullable tagged struct yet), both fixed in b31205f:
+//  1. For NoDefault (Nullable().Tag(0), no Default), not sent, View.IsNull
+//     said false and View.Struct ok=true (view.go isNullDefault wanted an
+//     explicit Default(nil)), while the Record held nil, which the encoder
+//     writes as null: view and Record disagreed on the same message.
+//  2. For both, a present struct whose fields are all defaults was dropped
+//     by AppendTo (encode.go isDefault compared the fields only), so it
+//     read back as null: NewRecord(s).Set(h, NewRecord(child)) encoded to
+//     00, an empty tag section.
 func TestTaggedNullableStruct(t *testing.T) {
 	s := taggedNullable.Request
 	for _, name := range []string{"NoDefault", "NullDefault"} {
@@ -607,7 +602,7 @@ func TestTaggedNullableStruct(t *testing.T) {
 			}
 			rec, _ := protocol.Decode(s, 0, []byte{0x00})
 			if _, ok := v.Struct(h); ok || !v.IsNull(h) || rec.Get(h) != nil {
-				t.Errorf("ENGINE BUG: not sent: View.IsNull %v, View.Struct ok %v, Record %v; want null everywhere",
+				t.Errorf("not sent: View.IsNull %v, View.Struct ok %v, Record %v; want null everywhere",
 					v.IsNull(h), ok, rec.Get(h))
 			}
 
@@ -622,7 +617,7 @@ func TestTaggedNullableStruct(t *testing.T) {
 				t.Fatal(err)
 			}
 			if back.Get(h) == nil {
-				t.Errorf("ENGINE BUG: a present %s with default fields encodes to %x and reads back as null", name, b)
+				t.Errorf("a present %s with default fields encodes to %x and reads back as null", name, b)
 			}
 		})
 	}
