@@ -317,3 +317,38 @@ func TestBuilderAllocatesNothing(t *testing.T) {
 		t.Fatalf("%.1f allocs per 1000-record batch", n)
 	}
 }
+
+func TestRenumber(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	for _, c := range codecs {
+		recs := testRecords(rng, 30)
+		h := NoProducer
+		h.BaseOffset, h.Codec = 500, c
+		var b Builder
+		b.Reset(nil, h, nil)
+		for i, r := range recs {
+			b.AppendAt(int32(i*3), r.ts, r.key, r.value, r.headers) // gaps, as compaction leaves
+		}
+		_, gappy, err := b.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gappy.Contiguous() {
+			t.Fatal("gappy batch claims contiguous offsets")
+		}
+		var rn Renumberer
+		_, out, err := rn.Renumber(nil, gappy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := out.Validate(); err != nil || !out.Contiguous() || out.Codec() != c {
+			t.Fatalf("%s: %v contiguous=%v", c, err, out.Contiguous())
+		}
+		checkRecords(t, out, 500, recs)
+		// An already contiguous batch comes back byte for byte.
+		_, again, err := rn.Renumber(nil, out)
+		if err != nil || !bytes.Equal(again, out) {
+			t.Fatalf("%s: renumbering a contiguous batch changed it: %v", c, err)
+		}
+	}
+}
