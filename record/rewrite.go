@@ -103,14 +103,13 @@ func (b Batch) patchCRC(at int, old []byte) {
 		b.RecomputeCRC()
 		return
 	}
-	var delta [offNumRecords - offAttributes]byte
-	d := delta[:len(old)]
-	for i := range d {
-		d[i] = old[i] ^ b[at+i]
+	// crc0 of the changed bytes (table-driven, no initial or final
+	// inversion), then shifted over the bytes after them.
+	var c uint32
+	for i, o := range old {
+		c = castagnoli[byte(c)^o^b[at+i]] ^ c>>8
 	}
-	// crc0 of the changed bytes, then shifted over the bytes after them.
-	c := ^crc32.Update(^uint32(0), castagnoli, d)
-	c = multModP(x8nModP(len(b)-at-len(d)), c)
+	c = multModP(x8nModP(len(b)-at-len(old)), c)
 	crc := binary.BigEndian.Uint32(b[offCRC:]) ^ c
 	binary.BigEndian.PutUint32(b[offCRC:], crc)
 }
