@@ -249,7 +249,10 @@ func (d *Decoder) walkTags(l *layout, pos int, blk uint32, end int) (int, *Decod
 		if k <= 0 {
 			return pos, &DecodeError{Offset: pos, Reason: "bad tag"}
 		}
-		if int64(tag) <= prev {
+		if int64(tag) == prev {
+			return pos, &DecodeError{Offset: pos, Reason: fmt.Sprintf("duplicate tag %d", tag)}
+		}
+		if int64(tag) < prev {
 			return pos, &DecodeError{Offset: pos, Reason: fmt.Sprintf("tag %d out of order after tag %d", tag, prev)}
 		}
 		prev = int64(tag)
@@ -372,10 +375,11 @@ func (d *Decoder) skipLenPrefixed(k Kind, flexible bool, pos, end int) (int, *De
 	if err != nil {
 		return pos, err
 	}
-	pos += hdr
-	if n > end-pos {
-		return pos, &DecodeError{Offset: pos, Reason: fmt.Sprintf("length %d exceeds the %d bytes left", n, end-pos)}
+	if n > end-pos-hdr {
+		// Reported at the length prefix, like array counts.
+		return pos, &DecodeError{Offset: pos, Reason: fmt.Sprintf("length %d exceeds the %d bytes left", n, end-pos-hdr)}
 	}
+	pos += hdr
 	if n > 0 {
 		pos += n
 	}

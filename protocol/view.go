@@ -365,6 +365,40 @@ func (a ArrayView) Int64At(i int) int64 { return int64(be64(a.d.buf[a.elemOff(i,
 // Int16At reads element i of an int16 array.
 func (a ArrayView) Int16At(i int) int16 { return int16(be16(a.d.buf[a.elemOff(i, KindInt16):])) }
 
+// BoolAt reads element i of a bool array.
+func (a ArrayView) BoolAt(i int) bool { return a.d.buf[a.elemOff(i, KindBool)] != 0 }
+
+// Int8At reads element i of an int8 array.
+func (a ArrayView) Int8At(i int) int8 { return int8(a.d.buf[a.elemOff(i, KindInt8)]) }
+
+// Uint16At reads element i of a uint16 array.
+func (a ArrayView) Uint16At(i int) uint16 { return be16(a.d.buf[a.elemOff(i, KindUint16):]) }
+
+// Uint32At reads element i of a uint32 array.
+func (a ArrayView) Uint32At(i int) uint32 { return be32(a.d.buf[a.elemOff(i, KindUint32):]) }
+
+// Float64At reads element i of a float64 array.
+func (a ArrayView) Float64At(i int) float64 {
+	return math.Float64frombits(be64(a.d.buf[a.elemOff(i, KindFloat64):]))
+}
+
+// VarintAt reads element i of a varint array.
+func (a ArrayView) VarintAt(i int) int32 {
+	x, _ := ParseVarint(a.d.buf[a.elemOff(i, KindVarint):])
+	return int32(x)
+}
+
+// VarlongAt reads element i of a varlong array.
+func (a ArrayView) VarlongAt(i int) int64 {
+	x, _ := ParseVarint(a.d.buf[a.elemOff(i, KindVarlong):])
+	return x
+}
+
+// BytesAt reads element i of a bytes array without copying (nil for null).
+func (a ArrayView) BytesAt(i int) []byte {
+	return a.d.lenPrefixedAt(KindBytes, a.info.flexible, uint32(a.elemOff(i, KindBytes)))
+}
+
 // UUIDAt reads element i of a uuid array.
 func (a ArrayView) UUIDAt(i int) (u [16]byte) {
 	copy(u[:], a.d.buf[a.elemOff(i, KindUUID):])

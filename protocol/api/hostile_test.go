@@ -149,14 +149,14 @@ var hostileCases = []hostileCase{
 		name:   "string length beyond the end",
 		schema: Metadata.Request, version: 0,
 		input: hexBytes("00000001", "0010", str("abc")),
-		path:  "Topics[0].Name", offset: 6, // the offset just past the length prefix
+		path:  "Topics[0].Name", offset: 4, // at the length prefix, like array counts
 		reason: []string{"length 16", "3 bytes left"},
 	},
 	{
 		name:   "compact string length beyond the end",
 		schema: Produce.Request, version: 9,
 		input: hexBytes("20", str("txn")),
-		path:  "TransactionalId", offset: 1,
+		path:  "TransactionalId", offset: 0,
 		reason: []string{"length 31", "3 bytes left"},
 	},
 	{
@@ -236,7 +236,7 @@ var hostileCases = []hostileCase{
 			"01", "09", currentLeader35, // 70 tag 1 again
 		),
 		path: "Responses[0].Partitions[0]", offset: 70,
-		reason: []string{"tag 1", "after tag 1"},
+		reason: []string{"duplicate tag 1"},
 	},
 	{
 		name:   "tagged struct shorter than its declared size",
