@@ -277,6 +277,9 @@ func TestXerialSnappy(t *testing.T) {
 
 // Steady-state iteration allocates nothing, compressed or not.
 func TestIterationAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
 	rng := rand.New(rand.NewSource(5))
 	for _, c := range codecs {
 		h := NoProducer
@@ -302,6 +305,9 @@ func TestIterationAllocatesNothing(t *testing.T) {
 }
 
 func TestBuilderAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
 	var b Builder
 	buf := make([]byte, 0, 1<<20)
 	key, value := []byte("key"), make([]byte, 100)
