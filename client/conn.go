@@ -1,0 +1,335 @@
+package client
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ktape/ktape/protocol"
+)
+
+// A Conn is one connection to one broker. Requests are written in the order
+// Do is called and several may be in flight at once (pipelining); a broker
+// answers the requests of a connection in order, so responses are matched
+// to calls first-in first-out and checked by correlation id. Responses are
+// read into pooled buffers sized from their length prefix; whoever receives
+// a Response releases it.
+//
+// A Conn is safe for concurrent use. Once it fails (I/O error, timeout,
+// protocol violation) it stays failed: every pending and later call gets
+// the same *ConnError, and the caller dials a new one.
+type Conn struct {
+	nc       net.Conn
+	addr     string
+	clientID []byte
+	maxResp  int
+	timeout  time.Duration
+	pool     *BufferPool
+
+	versions [apiKeyLimit]versionRange // advertised by the broker; set once at dial
+
+	wmu  sync.Mutex // orders correlation ids, queueing and writes
+	wbuf []byte
+	corr int32
+
+	pending chan *call // in flight, in write order; capacity bounds pipelining
+	done    chan struct{}
+	failed  atomic.Pointer[ConnError]
+	once    sync.Once
+}
+
+const apiKeyLimit = 128
+
+type versionRange struct {
+	min, max int16
+	ok       bool
+}
+
+type call struct {
+	corr      int32
+	api       *protocol.API
+	version   int16
+	deadline  time.Time
+	result    chan callResult // buffered: the reader never blocks on it
+	abandoned atomic.Bool     // the caller gave up; the reader releases
+}
+
+type callResult struct {
+	resp *Response
+	err  error
+}
+
+// Response is a response read from a broker. Body (and everything decoded
+// from it without copying) borrows a pooled buffer: call Release when done
+// with it, after which it must not be used.
+type Response struct {
+	API     *protocol.API
+	Version int16
+	Body    []byte
+	frame   []byte
+	pool    *BufferPool
+}
+
+// Release returns the response's buffer to its pool. It is safe to call
+// once; later calls do nothing.
+func (r *Response) Release() {
+	if r == nil || r.frame == nil {
+		return
+	}
+	r.pool.Put(r.frame)
+	r.frame, r.Body = nil, nil
+}
+
+// ConnError is how a connection failed. Calls that fail with one can be
+// retried on a new connection: Retriable is true for I/O errors and
+// timeouts, false for protocol violations by the broker.
+type ConnError struct {
+	Addr      string
+	Err       error
+	Retriable bool
+}
+
+func (e *ConnError) Error() string { return fmt.Sprintf("client: connection to %s: %v", e.Addr, e.Err) }
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// ErrConnClosed is the cause of a ConnError after Close.
+var ErrConnClosed = errors.New("connection closed")
+
+// newConn starts the reader of an established connection.
+func newConn(nc net.Conn, addr string, o *connOptions) *Conn {
+	c := &Conn{
+		nc: nc, addr: addr, clientID: []byte(o.clientID), maxResp: o.maxResponse,
+		timeout: o.requestTimeout, pool: o.pool,
+		pending: make(chan *call, o.maxInFlight), done: make(chan struct{}),
+	}
+	go c.readLoop()
+	return c
+}
+
+// Addr is the broker address the connection was dialled to.
+func (c *Conn) Addr() string { return c.addr }
+
+// Err returns the error the connection failed with, or nil while it works.
+func (c *Conn) Err() error {
+	if e := c.failed.Load(); e != nil {
+		return e
+	}
+	return nil
+}
+
+// Close closes the connection; pending calls fail with ErrConnClosed.
+func (c *Conn) Close() error {
+	c.fail(&ConnError{Addr: c.addr, Err: ErrConnClosed, Retriable: true})
+	return nil
+}
+
+// fail records the first error, closes the socket and fails pending calls.
+func (c *Conn) fail(e *ConnError) {
+	c.once.Do(func() {
+		c.failed.Store(e)
+		close(c.done)
+		c.nc.Close()
+	})
+}
+
+// Do sends r (a request Record) at the given version and waits for the
+// response. The broker must answer within the request timeout plus extra
+// (a Fetch passes its MaxWaitMs), or the connection fails. The context
+// bounds only this caller's wait: if it ends first, Do returns its error
+// and the response, when it comes, is released unseen.
+func (c *Conn) Do(ctx context.Context, r *protocol.Record, version int16, extra time.Duration) (*Response, error) {
+	a := r.Schema().API()
+	cl, err := c.send(ctx, func(dst []byte, corr int32) ([]byte, error) {
+		return protocol.AppendRequest(dst, r, version, corr, c.clientID)
+	}, a, version, extra, true)
+	if err != nil {
+		return nil, err
+	}
+	return c.wait(ctx, cl)
+}
+
+// Send writes r without waiting for a response, for requests the broker
+// does not answer (Produce with acks=0).
+func (c *Conn) Send(ctx context.Context, r *protocol.Record, version int16) error {
+	a := r.Schema().API()
+	_, err := c.send(ctx, func(dst []byte, corr int32) ([]byte, error) {
+		return protocol.AppendRequest(dst, r, version, corr, c.clientID)
+	}, a, version, 0, false)
+	return err
+}
+
+// send encodes and writes one request and, if a response is expected,
+// queues its call. Queueing blocks while maxInFlight calls are pending.
+func (c *Conn) send(ctx context.Context, encode func([]byte, int32) ([]byte, error), a *protocol.API, v int16, extra time.Duration, expectResponse bool) (*call, error) {
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	// The response deadline is the connection's: a broker that does not
+	// answer within it is dead. The caller's context only bounds its own
+	// wait (see wait); a late response is then read and dropped.
+	deadline := time.Now().Add(c.timeout + extra)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.corr++
+	corr := c.corr
+	buf, err := encode(c.wbuf[:0], corr)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s v%d request: %w", a.Name, v, err)
+	}
+	c.wbuf = buf
+	var cl *call
+	if expectResponse {
+		cl = &call{corr: corr, api: a, version: v, deadline: deadline, result: make(chan callResult, 1)}
+		select {
+		case c.pending <- cl:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.done:
+			return nil, c.Err()
+		}
+	}
+	c.nc.SetWriteDeadline(deadline)
+	if _, err := c.nc.Write(buf); err != nil {
+		e := &ConnError{Addr: c.addr, Err: fmt.Errorf("write %s v%d: %w", a.Name, v, err), Retriable: true}
+		c.fail(e)
+		return nil, e
+	}
+	if len(c.wbuf) > 1<<20 {
+		c.wbuf = nil // do not keep a large request's buffer around
+	}
+	return cl, nil
+}
+
+func (c *Conn) wait(ctx context.Context, cl *call) (*Response, error) {
+	select {
+	case res := <-cl.result:
+		return res.resp, res.err
+	case <-ctx.Done():
+		cl.abandoned.Store(true)
+		// The reader may have delivered in the meantime.
+		select {
+		case res := <-cl.result:
+			res.resp.Release()
+		default:
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// readLoop reads responses in order and hands each to the oldest pending
+// call. It ends when the connection fails.
+func (c *Conn) readLoop() {
+	var size [4]byte
+	for {
+		var cl *call
+		select {
+		case cl = <-c.pending:
+		case <-c.done:
+			c.drain()
+			return
+		}
+		c.nc.SetReadDeadline(cl.deadline)
+		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+			c.failRead(cl, err)
+			return
+		}
+		n := int(int32(binary.BigEndian.Uint32(size[:])))
+		if n < 4 || n > c.maxResp {
+			c.failCall(cl, &ConnError{Addr: c.addr, Err: fmt.Errorf("%s v%d response of %d bytes (limit %d)", cl.api.Name, cl.version, n, c.maxResp)})
+			return
+		}
+		frame := c.pool.Get(n)
+		if _, err := io.ReadFull(c.nc, frame); err != nil {
+			c.pool.Put(frame)
+			c.failRead(cl, err)
+			return
+		}
+		corr, body, err := protocol.ParseResponseHeader(frame, cl.api.ResponseHeaderVersion(cl.version))
+		if err == nil && corr != cl.corr {
+			err = fmt.Errorf("correlation id %d, expected %d", corr, cl.corr)
+		}
+		if err != nil {
+			c.pool.Put(frame)
+			c.failCall(cl, &ConnError{Addr: c.addr, Err: fmt.Errorf("%s v%d response: %w", cl.api.Name, cl.version, err)})
+			return
+		}
+		resp := &Response{API: cl.api, Version: cl.version, Body: body, frame: frame, pool: c.pool}
+		if cl.abandoned.Load() {
+			resp.Release()
+			continue
+		}
+		cl.result <- callResult{resp: resp}
+	}
+}
+
+func (c *Conn) failRead(cl *call, err error) {
+	if c.Err() != nil { // closed on purpose
+		c.failCall(cl, c.failed.Load())
+		return
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		err = fmt.Errorf("no %s v%d response within the request timeout", cl.api.Name, cl.version)
+	} else if err == io.EOF {
+		err = fmt.Errorf("broker closed the connection while %s v%d was in flight", cl.api.Name, cl.version)
+	}
+	c.failCall(cl, &ConnError{Addr: c.addr, Err: err, Retriable: true})
+}
+
+// failCall fails the connection, this call and every pending one.
+func (c *Conn) failCall(cl *call, e *ConnError) {
+	c.fail(e)
+	cl.result <- callResult{err: c.failed.Load()}
+	c.drain()
+}
+
+func (c *Conn) drain() {
+	for {
+		select {
+		case cl := <-c.pending:
+			cl.result <- callResult{err: c.failed.Load()}
+		default:
+			return
+		}
+	}
+}
+
+// Version returns the highest version of a both ktape and the broker
+// support.
+func (c *Conn) Version(a *protocol.API) (int16, error) {
+	if int(a.Key) >= apiKeyLimit || a.Key < 0 {
+		return 0, fmt.Errorf("client: api key %d out of range", a.Key)
+	}
+	vr := c.versions[a.Key]
+	if !vr.ok {
+		return 0, &VersionError{API: a.Name, Addr: c.addr}
+	}
+	hi := min(vr.max, a.MaxVersion)
+	lo := max(vr.min, a.MinVersion)
+	if hi < lo {
+		return 0, &VersionError{API: a.Name, Addr: c.addr, BrokerMin: vr.min, BrokerMax: vr.max, OursMin: a.MinVersion, OursMax: a.MaxVersion}
+	}
+	return hi, nil
+}
+
+// VersionError says that a broker and ktape share no version of an API.
+type VersionError struct {
+	API                  string
+	Addr                 string
+	BrokerMin, BrokerMax int16 // zero when the broker does not offer the API
+	OursMin, OursMax     int16
+}
+
+func (e *VersionError) Error() string {
+	if e.BrokerMax == 0 && e.BrokerMin == 0 && e.OursMax == 0 {
+		return fmt.Sprintf("client: broker %s does not support %s", e.Addr, e.API)
+	}
+	return fmt.Sprintf("client: broker %s supports %s v%d-%d, ktape v%d-%d: no common version",
+		e.Addr, e.API, e.BrokerMin, e.BrokerMax, e.OursMin, e.OursMax)
+}
