@@ -1,0 +1,697 @@
+package client
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ktape/ktape/protocol"
+	"github.com/ktape/ktape/protocol/api"
+	"github.com/ktape/ktape/record"
+)
+
+// Isolation is a fetch's isolation level.
+type Isolation int8
+
+const (
+	// ReadUncommitted returns everything up to the high watermark,
+	// transactional or not, aborted or not, with the markers.
+	ReadUncommitted Isolation = 0
+	// ReadCommitted stops at the last stable offset and lists the aborted
+	// transactions in the fetched range, so the reader can drop them.
+	ReadCommitted Isolation = 1
+)
+
+// OutOfRange says what a Fetcher does when a partition's offset is no
+// longer (or not yet) in the log.
+type OutOfRange int8
+
+const (
+	// OutOfRangeFail stops the partition and reports the error.
+	OutOfRangeFail OutOfRange = iota
+	// OutOfRangeSkipToStart continues from the log start offset when the
+	// offset fell below it (retention deleted the data first), reporting
+	// the skipped range as a *GapError on the partition's next result. An
+	// offset past the end still fails: that is truncation, not retention.
+	OutOfRangeSkipToStart
+)
+
+// FetchConfig configures a Fetcher. Zero values mean the defaults, which
+// are the Kafka consumer's.
+type FetchConfig struct {
+	Isolation         Isolation
+	MaxWait           time.Duration // fetch.max.wait.ms; default 500 ms
+	MinBytes          int32         // fetch.min.bytes; default 1
+	MaxBytes          int32         // fetch.max.bytes; default 50 MiB
+	PartitionMaxBytes int32         // max.partition.fetch.bytes; default 1 MiB
+	// Budget bounds the bytes of fetch responses held at once, by the
+	// Fetcher and by its caller until Release; default 256 MiB. A broker
+	// is asked for at most min(MaxBytes, Budget) at a time.
+	Budget     int64
+	OutOfRange OutOfRange
+	Backoff    Backoff
+}
+
+func (c FetchConfig) withDefaults() FetchConfig {
+	if c.MaxWait <= 0 {
+		c.MaxWait = 500 * time.Millisecond
+	}
+	if c.MinBytes <= 0 {
+		c.MinBytes = 1
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = 50 << 20
+	}
+	if c.PartitionMaxBytes <= 0 {
+		c.PartitionMaxBytes = 1 << 20
+	}
+	if c.Budget <= 0 {
+		c.Budget = 256 << 20
+	}
+	if int64(c.MaxBytes) > c.Budget {
+		c.MaxBytes = int32(c.Budget)
+	}
+	return c
+}
+
+// TopicPartition names a partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+func (tp TopicPartition) String() string { return fmt.Sprintf("%s/%d", tp.Topic, tp.Partition) }
+
+// GapError reports offsets that could not be fetched because the log no
+// longer had them (deleted by retention or DeleteRecords).
+type GapError struct {
+	TopicPartition
+	From, To int64 // [From, To) were skipped
+}
+
+func (e *GapError) Error() string {
+	return fmt.Sprintf("client: %s: offsets %d to %d were deleted before they were fetched", e.TopicPartition, e.From, e.To-1)
+}
+
+// FetchedPartition is one partition's share of a Fetch.
+type FetchedPartition struct {
+	TopicPartition
+	// FetchOffset is the offset that was asked for. The first batch may
+	// start before it (a broker returns whole batches).
+	FetchOffset int64
+	// Records holds the complete batches returned, exactly as the broker
+	// sent them (a trailing partial batch is cut off and fetched again). It
+	// borrows the Fetch's buffer.
+	Records []byte
+	// NextOffset is where the next fetch of the partition starts: after
+	// the last batch's last offset, so compaction gaps are stepped over.
+	NextOffset       int64
+	HighWatermark    int64
+	LastStableOffset int64
+	LogStartOffset   int64
+	// Aborted lists the aborted transactions overlapping the range
+	// (ReadCommitted only).
+	Aborted []AbortedTransaction
+	// Gap is set when offsets were skipped (OutOfRangeSkipToStart).
+	Gap *GapError
+	// Err is set when the partition stopped: it is not fetched again
+	// until re-assigned.
+	Err error
+}
+
+// AbortedTransaction is a producer's aborted transaction starting at
+// FirstOffset.
+type AbortedTransaction struct {
+	ProducerID  int64
+	FirstOffset int64
+}
+
+// Fetch is one fetch response's worth of data. Records of its partitions
+// are views into one pooled buffer: call Release when done with all of
+// them; the memory budget counts the Fetch until then.
+type Fetch struct {
+	Broker     int32
+	Partitions []FetchedPartition
+	resp       *Response
+	f          *Fetcher
+	charged    int64
+	once       sync.Once
+}
+
+// Release returns the Fetch's buffer and its share of the memory budget.
+func (f *Fetch) Release() {
+	f.once.Do(func() {
+		f.resp.Release()
+		f.f.budget.release(f.charged)
+	})
+}
+
+type partState struct {
+	tp          TopicPartition
+	offset      int64
+	leader      int32 // -1: unknown, look up
+	epoch       int32
+	inFlight    bool
+	stopped     bool
+	pendingGap  *GapError
+	needRefresh bool
+}
+
+// A Fetcher fetches assigned partitions from their leaders, one fetch loop
+// per broker, and hands out responses as zero-copy views. Memory is bounded
+// by the configured budget. It is safe for concurrent use.
+type Fetcher struct {
+	c      *Client
+	cfg    FetchConfig
+	budget *budget
+	out    chan *Fetch
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	parts   map[TopicPartition]*partState
+	loops   map[int32]bool
+	closed  bool
+	started bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// NewFetcher returns a Fetcher over c. It fetches nothing until
+// partitions are assigned and Poll is called.
+func NewFetcher(c *Client, cfg FetchConfig) *Fetcher {
+	cfg = cfg.withDefaults()
+	f := &Fetcher{c: c, cfg: cfg, budget: newBudget(cfg.Budget), out: make(chan *Fetch, 16),
+		parts: map[TopicPartition]*partState{}, loops: map[int32]bool{}}
+	f.cond = sync.NewCond(&f.mu)
+	f.ctx, f.cancel = context.WithCancel(context.Background())
+	return f
+}
+
+// Assign starts fetching tp at offset (or moves it there).
+func (f *Fetcher) Assign(tp TopicPartition, offset int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.parts[tp] = &partState{tp: tp, offset: offset, leader: -1}
+	f.cond.Broadcast()
+}
+
+// Unassign stops fetching tp. Data already fetched may still be delivered.
+func (f *Fetcher) Unassign(tp TopicPartition) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.parts, tp)
+}
+
+// Poll returns the next Fetch with data, a gap or an error for at least one
+// partition, waiting until one is ready or ctx ends.
+func (f *Fetcher) Poll(ctx context.Context) (*Fetch, error) {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil, errors.New("client: fetcher closed")
+	}
+	if !f.started {
+		f.started = true
+		f.wg.Add(1)
+		go f.supervise()
+	}
+	f.mu.Unlock()
+	select {
+	case fe := <-f.out:
+		return fe, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close stops every fetch loop and releases undelivered fetches.
+func (f *Fetcher) Close() {
+	f.mu.Lock()
+	f.closed = true
+	f.cond.Broadcast()
+	f.mu.Unlock()
+	f.cancel()
+	f.budget.close()
+	f.wg.Wait()
+	for {
+		select {
+		case fe := <-f.out:
+			fe.Release()
+		default:
+			return
+		}
+	}
+}
+
+// supervise resolves leaders and starts a loop for each broker that leads
+// an assigned partition.
+func (f *Fetcher) supervise() {
+	defer f.wg.Done()
+	for attempt := 0; ; {
+		f.mu.Lock()
+		for !f.closed && !f.needsWork() {
+			f.cond.Wait()
+		}
+		if f.closed {
+			f.mu.Unlock()
+			return
+		}
+		var topics []string
+		seen := map[string]bool{}
+		for _, p := range f.parts {
+			if (p.leader < 0 || p.needRefresh) && !p.stopped && !seen[p.tp.Topic] {
+				seen[p.tp.Topic] = true
+				topics = append(topics, p.tp.Topic)
+			}
+		}
+		f.mu.Unlock()
+		if len(topics) > 0 {
+			if _, err := f.c.RefreshMetadata(f.ctx, topics); err != nil {
+				if f.ctx.Err() != nil {
+					return
+				}
+				f.c.backoff.Sleep(f.ctx, attempt)
+				attempt++
+				continue
+			}
+		}
+		attempt = 0
+		m := f.c.Metadata()
+		f.mu.Lock()
+		for _, p := range f.parts {
+			if p.stopped || (p.leader >= 0 && !p.needRefresh) {
+				continue
+			}
+			t := m.Topics[p.tp.Topic]
+			switch {
+			case t != nil && t.Err != nil && !protocol.IsRetriable(t.Err):
+				f.stopLocked(p, fmt.Errorf("client: %s: %w", p.tp, t.Err))
+			case t == nil || int(p.tp.Partition) >= len(t.Partitions):
+				// Not (yet) known: retried after a backoff.
+			default:
+				pm := t.Partitions[p.tp.Partition]
+				if pm.Leader >= 0 && pm.Err == nil {
+					p.leader, p.epoch, p.needRefresh = pm.Leader, pm.LeaderEpoch, false
+				}
+			}
+			if p.leader >= 0 && !f.loops[p.leader] {
+				f.loops[p.leader] = true
+				f.wg.Add(1)
+				go f.brokerLoop(p.leader)
+			}
+		}
+		stillUnknown := f.needsWork()
+		f.cond.Broadcast()
+		f.mu.Unlock()
+		if stillUnknown {
+			f.c.backoff.Sleep(f.ctx, attempt)
+			attempt++
+		}
+	}
+}
+
+// needsWork: some partition has no known leader. Caller holds f.mu.
+func (f *Fetcher) needsWork() bool {
+	for _, p := range f.parts {
+		if !p.stopped && (p.leader < 0 || p.needRefresh) {
+			return true
+		}
+	}
+	return false
+}
+
+// stopLocked stops a partition and delivers its error. Caller holds f.mu.
+func (f *Fetcher) stopLocked(p *partState, err error) {
+	p.stopped = true
+	fe := &Fetch{Broker: -1, f: f, Partitions: []FetchedPartition{{TopicPartition: p.tp, FetchOffset: p.offset, NextOffset: p.offset, Err: err}}}
+	go func() {
+		select {
+		case f.out <- fe:
+		case <-f.ctx.Done():
+		}
+	}()
+}
+
+// brokerLoop fetches, one request at a time, the partitions led by broker
+// id, until none are left or the fetcher closes. The next request goes out
+// as soon as the previous response is parsed, while the caller works.
+func (f *Fetcher) brokerLoop(id int32) {
+	defer f.wg.Done()
+	attempt := 0
+	for {
+		batch, ok := f.claim(id)
+		if !ok {
+			return
+		}
+		charge := int64(f.cfg.MaxBytes)
+		if err := f.budget.acquire(f.ctx, charge); err != nil {
+			f.unclaim(batch, false)
+			return
+		}
+		fe, err := f.fetchOnce(id, batch, charge)
+		if err != nil {
+			f.budget.release(charge)
+			f.unclaim(batch, IsRetriable(err))
+			if f.ctx.Err() != nil {
+				return
+			}
+			f.c.backoff.Sleep(f.ctx, attempt)
+			attempt++
+			continue
+		}
+		attempt = 0
+		if fe == nil {
+			continue
+		}
+		select {
+		case f.out <- fe:
+		case <-f.ctx.Done():
+			fe.Release()
+			return
+		}
+	}
+}
+
+// claim waits for partitions led by id that are not in flight and marks
+// them in flight. It returns false when the loop should end.
+func (f *Fetcher) claim(id int32) ([]*partState, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for {
+		if f.closed {
+			return nil, false
+		}
+		var batch []*partState
+		led := false
+		for _, p := range f.parts {
+			if p.leader == id && !p.stopped && !p.needRefresh {
+				led = true
+				if !p.inFlight {
+					batch = append(batch, p)
+				}
+			}
+		}
+		if len(batch) > 0 {
+			for _, p := range batch {
+				p.inFlight = true
+			}
+			return batch, true
+		}
+		if !led {
+			delete(f.loops, id)
+			return nil, false
+		}
+		f.cond.Wait()
+	}
+}
+
+// unclaim ends the flight of a batch; with refresh, its partitions' leaders
+// are looked up again.
+func (f *Fetcher) unclaim(batch []*partState, refresh bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range batch {
+		p.inFlight = false
+		if refresh {
+			p.needRefresh = true
+		}
+	}
+	f.cond.Broadcast()
+}
+
+// fetchOnce sends one Fetch to broker id for batch and processes the
+// response: offsets advance, errors are sorted into retry (leadership) and
+// stop. It returns nil when nothing is worth delivering.
+func (f *Fetcher) fetchOnce(id int32, batch []*partState, charge int64) (*Fetch, error) {
+	conn, err := f.c.BrokerConn(f.ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	v, err := conn.Version(api.Fetch)
+	if err != nil {
+		return nil, err
+	}
+	m := f.c.Metadata()
+	req := f.request(batch, v, m)
+	resp, err := conn.Do(f.ctx, req, v, f.cfg.MaxWait)
+	if err != nil {
+		return nil, err
+	}
+	var d protocol.Decoder
+	r, err := api.DecodeFetchResponse(&d, v, resp.Body)
+	if err != nil {
+		resp.Release()
+		return nil, &ConnError{Addr: conn.Addr(), Err: err}
+	}
+	if err := protocol.ErrorForCode(r.ErrorCode()); err != nil {
+		resp.Release()
+		return nil, fmt.Errorf("client: fetch from broker %d: %w", id, err)
+	}
+	byID := map[[16]byte]string{}
+	for name, t := range m.Topics {
+		byID[t.ID] = name
+	}
+	byTP := map[TopicPartition]*partState{}
+	for _, p := range batch {
+		byTP[p.tp] = p
+	}
+	fe := &Fetch{Broker: id, resp: resp, f: f, charged: charge}
+	var gapLookups []*partState
+
+	f.mu.Lock()
+	topics := r.Topics()
+	for i := 0; i < topics.Len(); i++ {
+		t := topics.At(i)
+		name := string(t.Name())
+		if v >= 13 {
+			name = byID[t.TopicID()]
+		}
+		parts := t.Partitions()
+		for j := 0; j < parts.Len(); j++ {
+			p := parts.At(j)
+			st := byTP[TopicPartition{name, p.Partition()}]
+			if st == nil || f.parts[st.tp] != st {
+				continue // not asked for, or unassigned meanwhile
+			}
+			fp := FetchedPartition{TopicPartition: st.tp, FetchOffset: st.offset, NextOffset: st.offset,
+				HighWatermark: p.HighWatermark(), LastStableOffset: p.LastStableOffset(), LogStartOffset: p.LogStartOffset()}
+			switch err := protocol.ErrorForCode(p.ErrorCode()); {
+			case err == nil:
+				recs, next, ferr := completeBatches(p.Records(), st.offset)
+				if ferr != nil {
+					fp.Err = fmt.Errorf("client: %s at offset %d: %w", st.tp, st.offset, ferr)
+					st.stopped = true
+					break
+				}
+				fp.Records, fp.NextOffset = recs, next
+				st.offset = next
+				ab := p.AbortedTransactions()
+				for k := 0; k < ab.Len(); k++ {
+					pid, first := ab.At(k)
+					fp.Aborted = append(fp.Aborted, AbortedTransaction{ProducerID: pid, FirstOffset: first})
+				}
+				if st.pendingGap != nil {
+					fp.Gap, st.pendingGap = st.pendingGap, nil
+				}
+			case errors.Is(err, protocol.ErrOffsetOutOfRange):
+				if f.cfg.OutOfRange == OutOfRangeSkipToStart {
+					gapLookups = append(gapLookups, st)
+					continue
+				}
+				fp.Err = fmt.Errorf("client: %s: offset %d: %w", st.tp, st.offset, err)
+				st.stopped = true
+			case protocol.IsRetriable(err):
+				st.needRefresh = true // leadership moved or is moving
+				continue
+			default:
+				fp.Err = fmt.Errorf("client: %s: %w", st.tp, err)
+				st.stopped = true
+			}
+			if len(fp.Records) > 0 || fp.Gap != nil || fp.Err != nil {
+				fe.Partitions = append(fe.Partitions, fp)
+			}
+		}
+	}
+	for _, p := range batch {
+		p.inFlight = false
+	}
+	f.cond.Broadcast()
+	f.mu.Unlock()
+
+	for _, st := range gapLookups {
+		f.skipToStart(conn, st)
+	}
+	if len(fe.Partitions) == 0 {
+		fe.Release()
+		return nil, nil
+	}
+	return fe, nil
+}
+
+// request builds the Fetch request for a batch of partitions.
+func (f *Fetcher) request(batch []*partState, v int16, m *Metadata) *protocol.Record {
+	s := api.Fetch.Request
+	req := protocol.NewRecord(s).
+		SetName("MaxWaitMs", int32(f.cfg.MaxWait/time.Millisecond)).
+		SetName("MinBytes", f.cfg.MinBytes).
+		SetName("MaxBytes", f.cfg.MaxBytes).
+		SetName("IsolationLevel", int8(f.cfg.Isolation))
+	topics := map[string]*protocol.Record{}
+	th := s.Handle("Topics")
+	for _, p := range batch {
+		t := topics[p.tp.Topic]
+		if t == nil {
+			t = req.Append(th)
+			t.SetName("Topic", p.tp.Topic)
+			if tm := m.Topics[p.tp.Topic]; tm != nil {
+				t.SetName("TopicId", tm.ID)
+			}
+			topics[p.tp.Topic] = t
+		}
+		pr := t.Append(t.Schema().Handle("Partitions"))
+		pr.SetName("Partition", p.tp.Partition).
+			SetName("CurrentLeaderEpoch", p.epoch).
+			SetName("FetchOffset", p.offset).
+			SetName("PartitionMaxBytes", f.cfg.PartitionMaxBytes)
+	}
+	_ = v
+	return req
+}
+
+// skipToStart handles OFFSET_OUT_OF_RANGE under OutOfRangeSkipToStart.
+func (f *Fetcher) skipToStart(conn *Conn, st *partState) {
+	start, end, err := f.c.logBounds(f.ctx, conn, st.tp)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.parts[st.tp] != st {
+		return
+	}
+	switch {
+	case err != nil && IsRetriable(err):
+		st.needRefresh = true
+	case err != nil:
+		f.stopLocked(st, fmt.Errorf("client: %s: looking up the log start: %w", st.tp, err))
+	case st.offset < start:
+		st.pendingGap = &GapError{TopicPartition: st.tp, From: st.offset, To: start}
+		st.offset = start
+	case st.offset > end:
+		f.stopLocked(st, fmt.Errorf("client: %s: offset %d is past the log end %d (truncated?): %w", st.tp, st.offset, end, protocol.ErrOffsetOutOfRange))
+	}
+	f.cond.Broadcast()
+}
+
+// completeBatches returns the complete batches of a record set and the
+// offset after the last one. It reads only framing: base offset, length,
+// magic, and for v2 the last offset delta.
+func completeBatches(data []byte, fetchOffset int64) ([]byte, int64, error) {
+	next := fetchOffset
+	if len(data) == 0 {
+		return nil, next, nil
+	}
+	if record.PeekMagic(data) >= 2 {
+		it := record.NewIter(data)
+		for it.Next() {
+			next = max(next, it.Batch().LastOffset()+1)
+		}
+		if err := it.Err(); err != nil {
+			return nil, fetchOffset, err
+		}
+		return data[:it.Pos()], next, nil
+	}
+	// Legacy message sets: (offset, size, message)*; a compressed
+	// wrapper carries the offset of its last inner message.
+	pos := 0
+	for len(data)-pos >= 12 {
+		size := int(int32(binary.BigEndian.Uint32(data[pos+8:])))
+		if size < 14 {
+			return nil, fetchOffset, &record.CorruptError{Offset: pos + 8, Reason: fmt.Sprintf("message size %d", size)}
+		}
+		if size > len(data)-pos-12 {
+			break
+		}
+		next = max(next, int64(binary.BigEndian.Uint64(data[pos:]))+1)
+		pos += 12 + size
+	}
+	return data[:pos], next, nil
+}
+
+// budget is a FIFO byte semaphore: waiters are served in arrival order, so
+// a fetch loop that keeps releasing and re-acquiring (empty long polls)
+// cannot starve loops that have data.
+type budget struct {
+	mu      sync.Mutex
+	free    int64
+	waiters []*budgetWaiter
+	closed  bool
+}
+
+type budgetWaiter struct {
+	n     int64
+	ready chan struct{} // closed when granted
+}
+
+func newBudget(n int64) *budget { return &budget{free: n} }
+
+func (b *budget) acquire(ctx context.Context, n int64) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return errors.New("client: fetcher closed")
+	}
+	if len(b.waiters) == 0 && b.free >= n {
+		b.free -= n
+		b.mu.Unlock()
+		return nil
+	}
+	w := &budgetWaiter{n: n, ready: make(chan struct{})}
+	b.waiters = append(b.waiters, w)
+	b.mu.Unlock()
+	select {
+	case <-w.ready:
+		return nil
+	case <-ctx.Done():
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		select {
+		case <-w.ready: // granted meanwhile: give it back
+			b.free += n
+			b.grant()
+		default:
+			for i, o := range b.waiters {
+				if o == w {
+					b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+					break
+				}
+			}
+			b.grant() // the head may have changed
+		}
+		return errors.New("client: fetcher closed")
+	}
+}
+
+// grant serves waiters in order while the head fits. Caller holds b.mu.
+func (b *budget) grant() {
+	for len(b.waiters) > 0 && b.free >= b.waiters[0].n {
+		w := b.waiters[0]
+		b.waiters = b.waiters[1:]
+		b.free -= w.n
+		close(w.ready)
+	}
+}
+
+func (b *budget) release(n int64) {
+	b.mu.Lock()
+	b.free += n
+	b.grant()
+	b.mu.Unlock()
+}
+
+func (b *budget) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+}
