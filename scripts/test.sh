@@ -11,8 +11,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v go >/dev/null || { echo "test.sh: go not found in PATH" >&2; exit 1; }
 
 # --- Debian packages the tests need ------------------------------------------
-# Installed only if missing.
-APT_PACKAGES=()
+# Installed only if missing. The interop tests (client/interop_test.go) run
+# librdkafka (kcat, python3-confluent-kafka) and kafka-python with every
+# codec, under Debian's /usr/bin/python3.
+APT_PACKAGES=(kcat python3-kafka python3-confluent-kafka python3-snappy python3-lz4 python3-zstandard)
 
 install_apt_packages() {
 	local missing=() p
