@@ -227,6 +227,14 @@ func (c *Conn) authenticate(ctx context.Context, m sasl.Mechanism) error {
 		}
 		done, next, err := sess.Challenge(rec.Bytes(ar.Handle("AuthBytes")))
 		if err != nil {
+			if next != nil {
+				// A mechanism may owe the server a last message even when
+				// failing (OAUTHBEARER's %x01 after an error, RFC 7628).
+				final := protocol.NewRecord(api.SaslAuthenticate.Request).SetName("AuthBytes", next)
+				if resp, serr := c.Do(ctx, final, av, 0); serr == nil {
+					resp.Release()
+				}
+			}
 			return &AuthError{Addr: c.addr, Mechanism: m.Name(), Err: err}
 		}
 		if done {
