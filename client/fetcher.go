@@ -352,7 +352,17 @@ func (f *Fetcher) brokerLoop(id int32) {
 			f.unclaim(batch, false)
 			return
 		}
-		fe, err := f.fetchOnce(id, batch, charge)
+		fe, throttle, err := f.fetchOnce(id, batch, charge)
+		if throttle > 0 {
+			// The broker answered at once but asks for a pause before the
+			// next request (KIP-219): honour it on this broker only.
+			t := time.NewTimer(throttle)
+			select {
+			case <-t.C:
+			case <-f.ctx.Done():
+				t.Stop()
+			}
+		}
 		if err != nil {
 			f.budget.release(charge)
 			f.unclaim(batch, IsRetriable(err))
@@ -425,31 +435,33 @@ func (f *Fetcher) unclaim(batch []*partState, refresh bool) {
 
 // fetchOnce sends one Fetch to broker id for batch and processes the
 // response: offsets advance, errors are sorted into retry (leadership) and
-// stop. It returns nil when nothing is worth delivering.
-func (f *Fetcher) fetchOnce(id int32, batch []*partState, charge int64) (*Fetch, error) {
+// stop. It returns nil when nothing is worth delivering, and the throttle
+// the broker asked for.
+func (f *Fetcher) fetchOnce(id int32, batch []*partState, charge int64) (*Fetch, time.Duration, error) {
 	conn, err := f.c.BrokerConn(f.ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	v, err := conn.Version(api.Fetch)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	m := f.c.Metadata()
 	req := f.request(batch, v, m)
 	resp, err := conn.Do(f.ctx, req, v, f.cfg.MaxWait)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var d protocol.Decoder
 	r, err := api.DecodeFetchResponse(&d, v, resp.Body)
 	if err != nil {
 		resp.Release()
-		return nil, &ConnError{Addr: conn.Addr(), Err: err}
+		return nil, 0, &ConnError{Addr: conn.Addr(), Err: err}
 	}
+	throttle := time.Duration(r.ThrottleTimeMs()) * time.Millisecond
 	if err := protocol.ErrorForCode(r.ErrorCode()); err != nil {
 		resp.Release()
-		return nil, fmt.Errorf("client: fetch from broker %d: %w", id, err)
+		return nil, throttle, fmt.Errorf("client: fetch from broker %d: %w", id, err)
 	}
 	byID := map[[16]byte]string{}
 	for name, t := range m.Topics {
@@ -527,9 +539,9 @@ func (f *Fetcher) fetchOnce(id int32, batch []*partState, charge int64) (*Fetch,
 	}
 	if len(fe.Partitions) == 0 {
 		fe.Release()
-		return nil, nil
+		return nil, throttle, nil
 	}
-	return fe, nil
+	return fe, throttle, nil
 }
 
 // request builds the Fetch request for a batch of partitions.

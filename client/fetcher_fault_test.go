@@ -1,0 +1,146 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ktape/ktape/record"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+)
+
+// rawRecords fetches partition 0 of topic from offset 0 with a raw kmsg
+// request and returns the record set exactly as the broker sends it.
+func rawRecords(t *testing.T, c *kfake.Cluster, topic string) []byte {
+	t.Helper()
+	// Pinned below Fetch v13, where topics are named rather than given by id.
+	kc, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.MaxVersions(kversion.V2_8_0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	req := kmsg.NewPtrFetchRequest()
+	req.Version = 11
+	req.MaxBytes = 1 << 30
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.PartitionMaxBytes = 1 << 30
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := resp.Topics[0].Partitions[0].RecordBatches
+	if len(rs) == 0 {
+		t.Fatalf("raw fetch returned no records (error %d)", resp.Topics[0].Partitions[0].ErrorCode)
+	}
+	return rs
+}
+
+// A response whose last batch is cut short delivers only the complete
+// batches; the rest is fetched again, nothing lost or repeated.
+func TestFetcherTruncatedResponse(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	produce(t, c, "t", 1, 200, kgo.NoCompression())
+	want := consumeKgo(t, c, "t", 200)
+	raw := rawRecords(t, c, "t")
+	it := record.NewIter(raw)
+	it.Next()
+	firstEnd := it.Pos()
+	var served atomic.Bool
+	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.FetchRequest)
+		if served.Swap(true) || r.Topics[0].Partitions[0].FetchOffset != 0 {
+			return nil, nil, false
+		}
+		resp := r.ResponseKind().(*kmsg.FetchResponse)
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic, rt.TopicID = r.Topics[0].Topic, r.Topics[0].TopicID
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.HighWatermark, rp.LastStableOffset = 200, 200
+		rp.RecordBatches = raw[:firstEnd+30] // one batch and 30 bytes of the next
+		rt.Partitions = append(rt.Partitions, rp)
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+	f := NewFetcher(newFetchClient(t, c), FetchConfig{})
+	defer f.Close()
+	got, _ := fetchAll(t, f, "t", 1, len(want))
+	if err := equalStrings(got, want); err != nil {
+		t.Fatal(err)
+	}
+	if !served.Load() {
+		t.Fatal("the truncated response was never served")
+	}
+}
+
+// A broker that drops the connection in the middle of fetching costs a
+// reconnect, not data.
+func TestFetcherDroppedConnection(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(2, "t"))
+	produce(t, c, "t", 2, 300, kgo.NoCompression())
+	want := consumeKgo(t, c, "t", 600)
+	var n atomic.Int32
+	c.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if n.Add(1)%3 == 2 { // every third fetch: drop the connection
+			return nil, errors.New("dropped"), true
+		}
+		return nil, nil, false
+	})
+	f := NewFetcher(newFetchClient(t, c), FetchConfig{PartitionMaxBytes: 2 << 10, Backoff: Backoff{Base: time.Millisecond}})
+	defer f.Close()
+	got, _ := fetchAll(t, f, "t", 2, len(want))
+	if err := equalStrings(got, want); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() < 3 {
+		t.Fatalf("only %d fetches: no connection was dropped", n.Load())
+	}
+}
+
+// A throttled response delays the next fetch to that broker by the
+// throttle time.
+func TestFetcherHonoursThrottle(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	produce(t, c, "t", 1, 50, kgo.NoCompression())
+	var mu sync.Mutex
+	var times []time.Time
+	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		mu.Lock()
+		times = append(times, time.Now())
+		first := len(times) == 1
+		mu.Unlock()
+		if !first {
+			return nil, nil, false
+		}
+		r := req.(*kmsg.FetchRequest)
+		resp := r.ResponseKind().(*kmsg.FetchResponse)
+		resp.ThrottleMillis = 300
+		return resp, nil, true
+	})
+	f := NewFetcher(newFetchClient(t, c), FetchConfig{})
+	defer f.Close()
+	f.Assign(TopicPartition{"t", 0}, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fe, err := f.Poll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe.Release()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(times) < 2 || times[1].Sub(times[0]) < 290*time.Millisecond {
+		t.Fatalf("second fetch %v after a 300 ms throttle", times[1].Sub(times[0]))
+	}
+}
