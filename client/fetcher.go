@@ -342,6 +342,7 @@ func (f *Fetcher) stopLocked(p *partState, err error) {
 func (f *Fetcher) brokerLoop(id int32) {
 	defer f.wg.Done()
 	attempt := 0
+	ls := &loopState{byTP: map[TopicPartition]*partState{}}
 	for {
 		batch, ok := f.claim(id)
 		if !ok {
@@ -352,7 +353,7 @@ func (f *Fetcher) brokerLoop(id int32) {
 			f.unclaim(batch, false)
 			return
 		}
-		fe, throttle, err := f.fetchOnce(id, batch, charge)
+		fe, throttle, err := f.fetchOnce(ls, id, batch, charge)
 		if throttle > 0 {
 			// The broker answered at once but asks for a pause before the
 			// next request (KIP-219): honour it on this broker only.
@@ -437,7 +438,7 @@ func (f *Fetcher) unclaim(batch []*partState, refresh bool) {
 // response: offsets advance, errors are sorted into retry (leadership) and
 // stop. It returns nil when nothing is worth delivering, and the throttle
 // the broker asked for.
-func (f *Fetcher) fetchOnce(id int32, batch []*partState, charge int64) (*Fetch, time.Duration, error) {
+func (f *Fetcher) fetchOnce(ls *loopState, id int32, batch []*partState, charge int64) (*Fetch, time.Duration, error) {
 	conn, err := f.c.BrokerConn(f.ctx, id)
 	if err != nil {
 		return nil, 0, err
@@ -452,8 +453,7 @@ func (f *Fetcher) fetchOnce(id int32, batch []*partState, charge int64) (*Fetch,
 	if err != nil {
 		return nil, 0, err
 	}
-	var d protocol.Decoder
-	r, err := api.DecodeFetchResponse(&d, v, resp.Body)
+	r, err := api.DecodeFetchResponse(&ls.d, v, resp.Body)
 	if err != nil {
 		resp.Release()
 		return nil, 0, &ConnError{Addr: conn.Addr(), Err: err}
@@ -463,14 +463,18 @@ func (f *Fetcher) fetchOnce(id int32, batch []*partState, charge int64) (*Fetch,
 		resp.Release()
 		return nil, throttle, fmt.Errorf("client: fetch from broker %d: %w", id, err)
 	}
-	byID := map[[16]byte]string{}
-	for name, t := range m.Topics {
-		byID[t.ID] = name
+	if v >= 13 && ls.idsOf != m {
+		ls.byID = make(map[[16]byte]string, len(m.Topics))
+		for name, t := range m.Topics {
+			ls.byID[t.ID] = name
+		}
+		ls.idsOf = m
 	}
-	byTP := map[TopicPartition]*partState{}
+	clear(ls.byTP)
 	for _, p := range batch {
-		byTP[p.tp] = p
+		ls.byTP[p.tp] = p
 	}
+	byID, byTP := ls.byID, ls.byTP
 	fe := &Fetch{Broker: id, resp: resp, f: f, charged: charge}
 	var gapLookups []*partState
 
@@ -542,6 +546,14 @@ func (f *Fetcher) fetchOnce(id int32, batch []*partState, charge int64) (*Fetch,
 		return nil, throttle, nil
 	}
 	return fe, throttle, nil
+}
+
+// loopState is what a broker loop reuses from one fetch to the next.
+type loopState struct {
+	d     protocol.Decoder
+	byTP  map[TopicPartition]*partState
+	byID  map[[16]byte]string
+	idsOf *Metadata // the snapshot byID was built from
 }
 
 // request builds the Fetch request for a batch of partitions.
