@@ -35,7 +35,8 @@ type Conn struct {
 	versions [apiKeyLimit]versionRange // advertised by the broker; set once at dial
 
 	wmu  sync.Mutex // orders correlation ids, queueing and writes
-	wbuf []byte
+	wbuf []byte     // encoded bytes of the request being written
+	bufs [][]byte   // its segments: runs of wbuf and referenced records
 	corr int32
 
 	pending chan *call // in flight, in write order; capacity bounds pipelining
@@ -145,9 +146,7 @@ func (c *Conn) fail(e *ConnError) {
 // and the response, when it comes, is released unseen.
 func (c *Conn) Do(ctx context.Context, r *protocol.Record, version int16, extra time.Duration) (*Response, error) {
 	a := r.Schema().API()
-	cl, err := c.send(ctx, func(dst []byte, corr int32) ([]byte, error) {
-		return protocol.AppendRequest(dst, r, version, corr, c.clientID)
-	}, a, version, extra, true)
+	cl, err := c.send(ctx, r, a, version, extra, true)
 	if err != nil {
 		return nil, err
 	}
@@ -157,16 +156,15 @@ func (c *Conn) Do(ctx context.Context, r *protocol.Record, version int16, extra 
 // Send writes r without waiting for a response, for requests the broker
 // does not answer (Produce with acks=0).
 func (c *Conn) Send(ctx context.Context, r *protocol.Record, version int16) error {
-	a := r.Schema().API()
-	_, err := c.send(ctx, func(dst []byte, corr int32) ([]byte, error) {
-		return protocol.AppendRequest(dst, r, version, corr, c.clientID)
-	}, a, version, 0, false)
+	_, err := c.send(ctx, r, r.Schema().API(), version, 0, false)
 	return err
 }
 
 // send encodes and writes one request and, if a response is expected,
 // queues its call. Queueing blocks while maxInFlight calls are pending.
-func (c *Conn) send(ctx context.Context, encode func([]byte, int32) ([]byte, error), a *protocol.API, v int16, extra time.Duration, expectResponse bool) (*call, error) {
+// The request is written with writev: large records fields (a Produce's
+// batches) go to the socket from the caller's memory, uncopied.
+func (c *Conn) send(ctx context.Context, r *protocol.Record, a *protocol.API, v int16, extra time.Duration, expectResponse bool) (*call, error) {
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
@@ -178,11 +176,11 @@ func (c *Conn) send(ctx context.Context, encode func([]byte, int32) ([]byte, err
 	defer c.wmu.Unlock()
 	c.corr++
 	corr := c.corr
-	buf, err := encode(c.wbuf[:0], corr)
+	bufs, buf, err := protocol.AppendRequestVectored(c.bufs[:0], c.wbuf[:0], r, v, corr, c.clientID)
 	if err != nil {
 		return nil, fmt.Errorf("client: %s v%d request: %w", a.Name, v, err)
 	}
-	c.wbuf = buf
+	c.wbuf, c.bufs = buf, bufs
 	var cl *call
 	if expectResponse {
 		cl = &call{corr: corr, api: a, version: v, deadline: deadline, result: make(chan callResult, 1)}
@@ -195,7 +193,10 @@ func (c *Conn) send(ctx context.Context, encode func([]byte, int32) ([]byte, err
 		}
 	}
 	c.nc.SetWriteDeadline(deadline)
-	if _, err := c.nc.Write(buf); err != nil {
+	nb := net.Buffers(bufs)
+	_, err = nb.WriteTo(c.nc)
+	clear(bufs) // drop references to the caller's records
+	if err != nil {
 		e := &ConnError{Addr: c.addr, Err: fmt.Errorf("write %s v%d: %w", a.Name, v, err), Retriable: true}
 		c.fail(e)
 		return nil, e

@@ -37,7 +37,7 @@ func (r *Record) AppendTo(dst []byte, v int16) ([]byte, error) {
 	if err != nil {
 		return dst, err
 	}
-	out, path, reason := appendStruct(dst, l, r)
+	out, path, reason := appendStruct(dst, l, r, nil)
 	if reason != "" {
 		return dst, &EncodeError{Schema: r.schema.name, Version: v, Path: path, Reason: reason}
 	}
@@ -276,11 +276,11 @@ func countTags(b []byte) int {
 
 // appendStruct encodes r at layout l. On failure it returns the path to
 // the offending field and why.
-func appendStruct(dst []byte, l *layout, r *Record) ([]byte, string, string) {
+func appendStruct(dst []byte, l *layout, r *Record, vs *vecState) ([]byte, string, string) {
 	var path, reason string
 	for i := range l.inline {
 		o := &l.inline[i]
-		if dst, path, reason = appendField(dst, o, l.flexible, val(l, r, o.slot)); reason != "" {
+		if dst, path, reason = appendField(dst, o, l.flexible, val(l, r, o.slot), vs); reason != "" {
 			return dst, joinPath(o.field.Name, path), reason
 		}
 	}
@@ -316,7 +316,7 @@ func appendStruct(dst []byte, l *layout, r *Record) ([]byte, string, string) {
 		}
 		dst = AppendUvarint(dst, uint64(o.tag))
 		dst = AppendUvarint(dst, uint64(sizeField(o, true, x)))
-		if dst, path, reason = appendField(dst, o, true, x); reason != "" {
+		if dst, path, reason = appendField(dst, o, true, x, vs); reason != "" {
 			return dst, joinPath(o.field.Name, path), reason
 		}
 	}
@@ -349,7 +349,7 @@ func appendLen(dst []byte, k Kind, flexible bool, n int) []byte {
 	return appendInt32(dst, int32(n))
 }
 
-func appendField(dst []byte, o *op, flexible bool, x any) ([]byte, string, string) {
+func appendField(dst []byte, o *op, flexible bool, x any, vs *vecState) ([]byte, string, string) {
 	switch o.kind {
 	case KindBool:
 		b, _ := x.(bool)
@@ -405,7 +405,11 @@ func appendField(dst []byte, o *op, flexible bool, x any) ([]byte, string, strin
 		if b == nil && o.nullable {
 			return appendLen(dst, KindBytes, flexible, -1), "", ""
 		}
-		return append(appendLen(dst, KindBytes, flexible, len(b)), b...), "", ""
+		dst = appendLen(dst, KindBytes, flexible, len(b))
+		if vs != nil && o.kind == KindRecords && len(b) >= vs.min {
+			return vs.cut(dst, b), "", ""
+		}
+		return append(dst, b...), "", ""
 	case KindStruct:
 		c, _ := x.(*Record)
 		if o.nullable {
@@ -414,14 +418,14 @@ func appendField(dst []byte, o *op, flexible bool, x any) ([]byte, string, strin
 			}
 			dst = append(dst, 1)
 		}
-		return appendStruct(dst, o.child, c)
+		return appendStruct(dst, o.child, c, vs)
 	case KindArray:
-		return appendArray(dst, o, flexible, x)
+		return appendArray(dst, o, flexible, x, vs)
 	}
 	return dst, "", "unknown kind " + o.kind.String()
 }
 
-func appendArray(dst []byte, o *op, flexible bool, x any) ([]byte, string, string) {
+func appendArray(dst []byte, o *op, flexible bool, x any, vs *vecState) ([]byte, string, string) {
 	n := arrayLen(x)
 	if n < 0 {
 		if !o.nullable {
@@ -436,7 +440,7 @@ func appendArray(dst []byte, o *op, flexible bool, x any) ([]byte, string, strin
 	case []*Record:
 		for i, e := range v {
 			var path, reason string
-			if dst, path, reason = appendStruct(dst, o.child, e); reason != "" {
+			if dst, path, reason = appendStruct(dst, o.child, e, vs); reason != "" {
 				return dst, joinPath("["+strconv.Itoa(i)+"]", path), reason
 			}
 		}
@@ -502,4 +506,58 @@ func appendArray(dst []byte, o *op, flexible bool, x any) ([]byte, string, strin
 		}
 	}
 	return dst, "", ""
+}
+
+// vecState collects the segments of a vectored encoding: runs of encoded
+// bytes, with large records fields in between referenced, not copied.
+type vecState struct {
+	bufs  [][]byte
+	start int // where the current run of encoded bytes starts in dst
+	min   int // records fields at least this large are referenced
+}
+
+// cut ends the current run at the end of dst and adds b as a segment of
+// its own. Later appends to dst may move it; the segments already cut keep
+// the bytes they reference.
+func (vs *vecState) cut(dst, b []byte) []byte {
+	vs.bufs = append(vs.bufs, dst[vs.start:len(dst):len(dst)], b)
+	vs.start = len(dst)
+	return dst
+}
+
+// VectoredMin is the size from which AppendRequestVectored references a
+// records field instead of copying it: below it, a copy is cheaper than a
+// separate iovec.
+const VectoredMin = 4096
+
+// AppendRequestVectored is AppendRequest for writev: it returns the frame
+// as segments to write in order, where records fields of VectoredMin bytes
+// or more are the caller's own slices, not copies. Encoded bytes go into
+// dst, which is returned for reuse; bufs is reused too. The segments are
+// valid as long as dst and the records are not modified.
+func AppendRequestVectored(bufs [][]byte, dst []byte, r *Record, v int16, correlationID int32, clientID []byte) ([][]byte, []byte, error) {
+	a := r.schema.api
+	if r.schema != a.Request {
+		return bufs, dst, fmt.Errorf("protocol: AppendRequestVectored given a %s, not a request", r.schema.name)
+	}
+	l, err := r.schema.layout(v)
+	if err != nil {
+		return bufs, dst, err
+	}
+	hv := a.RequestHeaderVersion(v)
+	h := RequestHeader{APIKey: a.Key, APIVersion: v, CorrelationID: correlationID, ClientID: clientID}
+	start := len(dst)
+	dst = append(dst, 0, 0, 0, 0)
+	dst = h.AppendTo(dst, hv)
+	headerLen := len(dst) - start - 4
+	putBE32(dst[start:], uint32(headerLen+sizeStruct(l, r)))
+	vs := &vecState{bufs: bufs[:0], start: start, min: VectoredMin}
+	dst, path, reason := appendStruct(dst, l, r, vs)
+	if reason != "" {
+		return bufs, dst[:start], &EncodeError{Schema: r.schema.name, Version: v, Path: path, Reason: reason}
+	}
+	if vs.start < len(dst) {
+		vs.bufs = append(vs.bufs, dst[vs.start:len(dst):len(dst)])
+	}
+	return vs.bufs, dst, nil
 }

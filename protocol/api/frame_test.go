@@ -52,3 +52,47 @@ func TestApiVersionsResponseHeaderV0(t *testing.T) {
 		t.Fatalf("Metadata v9 response header v%d", hv)
 	}
 }
+
+// A vectored request is the same bytes as a flat one, with large records
+// fields referenced rather than copied.
+func TestAppendRequestVectored(t *testing.T) {
+	for _, v := range []int16{3, 9, 12, 13} {
+		body := produceRequestBody(4, 3, v)
+		r, err := protocol.Decode(Produce.Request, v, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Make the records large enough to be referenced.
+		big := bytes.Repeat([]byte{0xAB}, protocol.VectoredMin+10)
+		var bigs [][]byte
+		for _, td := range r.Elems(Produce.Request.Handle("TopicData")) {
+			for _, pd := range td.Elems(td.Schema().Handle("PartitionData")) {
+				b := append([]byte{}, big...)
+				bigs = append(bigs, b)
+				pd.SetName("Records", b)
+			}
+		}
+		flat, err := protocol.AppendRequest(nil, r, v, 7, []byte("id"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bufs, _, err := protocol.AppendRequestVectored(nil, make([]byte, 0, 16), r, v, 7, []byte("id"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if joined := bytes.Join(bufs, nil); !bytes.Equal(joined, flat) {
+			t.Fatalf("v%d: vectored frame differs from the flat one (%d vs %d bytes)", v, len(joined), len(flat))
+		}
+		referenced := 0
+		for _, seg := range bufs {
+			for _, b := range bigs {
+				if len(seg) == len(b) && &seg[0] == &b[0] {
+					referenced++
+				}
+			}
+		}
+		if referenced != len(bigs) {
+			t.Fatalf("v%d: %d of %d records fields referenced", v, referenced, len(bigs))
+		}
+	}
+}
