@@ -153,6 +153,51 @@ func (c *Conn) Do(ctx context.Context, r *protocol.Record, version int16, extra 
 	return c.wait(ctx, cl)
 }
 
+// DoBody is Do for a request body already encoded at version v (by
+// Record.AppendTo, possibly patched in place since): the connection adds
+// the size and header and writes body from the caller's memory.
+func (c *Conn) DoBody(ctx context.Context, a *protocol.API, v int16, body []byte, extra time.Duration) (*Response, error) {
+	cl, err := c.sendBody(ctx, a, v, body, extra)
+	if err != nil {
+		return nil, err
+	}
+	return c.wait(ctx, cl)
+}
+
+func (c *Conn) sendBody(ctx context.Context, a *protocol.API, v int16, body []byte, extra time.Duration) (*call, error) {
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(c.timeout + extra)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.corr++
+	h := protocol.RequestHeader{APIKey: a.Key, APIVersion: v, CorrelationID: c.corr, ClientID: c.clientID}
+	buf := append(c.wbuf[:0], 0, 0, 0, 0)
+	buf = h.AppendTo(buf, a.RequestHeaderVersion(v))
+	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4+len(body)))
+	c.wbuf = buf
+	cl := &call{corr: c.corr, api: a, version: v, deadline: deadline, result: make(chan callResult, 1)}
+	select {
+	case c.pending <- cl:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-c.done:
+		return nil, c.Err()
+	}
+	c.nc.SetWriteDeadline(deadline)
+	c.bufs = append(c.bufs[:0], buf, body)
+	nb := net.Buffers(c.bufs)
+	_, err := nb.WriteTo(c.nc)
+	clear(c.bufs)
+	if err != nil {
+		e := &ConnError{Addr: c.addr, Err: fmt.Errorf("write %s v%d: %w", a.Name, v, err), Retriable: true}
+		c.fail(e)
+		return nil, e
+	}
+	return cl, nil
+}
+
 // Send writes r without waiting for a response, for requests the broker
 // does not answer (Produce with acks=0).
 func (c *Conn) Send(ctx context.Context, r *protocol.Record, version int16) error {

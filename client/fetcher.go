@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -448,8 +450,11 @@ func (f *Fetcher) fetchOnce(ls *loopState, id int32, batch []*partState, charge 
 		return nil, 0, err
 	}
 	m := f.c.Metadata()
-	req := f.request(batch, v, m)
-	resp, err := conn.Do(f.ctx, req, v, f.cfg.MaxWait)
+	body, err := ls.requestBody(f, batch, v, m)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := conn.DoBody(f.ctx, api.Fetch, v, body, f.cfg.MaxWait)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -554,7 +559,73 @@ type loopState struct {
 	byTP  map[TopicPartition]*partState
 	byID  map[[16]byte]string
 	idsOf *Metadata // the snapshot byID was built from
+
+	// The last request, encoded, with a view to patch its offsets in place
+	// when the next one asks for the same partitions.
+	req      []byte
+	reqParts []TopicPartition
+	reqV     int16
+	reqMeta  *Metadata
+	rd       protocol.Decoder
+	rview    protocol.View
 }
+
+// requestBody returns the encoded Fetch request for batch. When batch names
+// the same partitions as the previous request, that request is reused with
+// its offsets and leader epochs rewritten in place: steady-state fetching
+// builds nothing.
+func (ls *loopState) requestBody(f *Fetcher, batch []*partState, v int16, m *Metadata) ([]byte, error) {
+	slices.SortFunc(batch, func(a, b *partState) int {
+		if c := strings.Compare(a.tp.Topic, b.tp.Topic); c != 0 {
+			return c
+		}
+		return int(a.tp.Partition) - int(b.tp.Partition)
+	})
+	same := ls.req != nil && ls.reqV == v && ls.reqMeta == m && len(batch) == len(ls.reqParts)
+	for i := 0; same && i < len(batch); i++ {
+		same = batch[i].tp == ls.reqParts[i]
+	}
+	if !same {
+		var err error
+		if ls.req, err = f.request(batch, v, m).AppendTo(ls.req[:0], v); err != nil {
+			return nil, err
+		}
+		if ls.rview, err = ls.rd.Decode(api.Fetch.Request, v, ls.req); err != nil {
+			return nil, err
+		}
+		ls.reqParts = ls.reqParts[:0]
+		for _, p := range batch {
+			ls.reqParts = append(ls.reqParts, p.tp)
+		}
+		ls.reqV, ls.reqMeta = v, m
+	}
+	// Topics and partitions are in batch order: request() groups a sorted
+	// batch by topic, keeping order.
+	topics := ls.rview.Array(fetchReq.topics)
+	i := 0
+	for t := 0; t < topics.Len(); t++ {
+		parts := topics.At(t).Array(fetchReq.partitions)
+		for j := 0; j < parts.Len(); j++ {
+			pv := parts.At(j)
+			pv.SetInt64(fetchReq.offset, batch[i].offset)
+			if pv.Has(fetchReq.epoch) {
+				pv.SetInt32(fetchReq.epoch, batch[i].epoch)
+			}
+			i++
+		}
+	}
+	return ls.req, nil
+}
+
+var fetchReq = func() (h struct{ topics, partitions, offset, epoch protocol.Handle }) {
+	s := api.Fetch.Request
+	h.topics = s.Handle("Topics")
+	p := s.Child(h.topics)
+	h.partitions = p.Handle("Partitions")
+	pp := p.Child(h.partitions)
+	h.offset, h.epoch = pp.Handle("FetchOffset"), pp.Handle("CurrentLeaderEpoch")
+	return h
+}()
 
 // request builds the Fetch request for a batch of partitions.
 func (f *Fetcher) request(batch []*partState, v int16, m *Metadata) *protocol.Record {
