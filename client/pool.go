@@ -7,9 +7,18 @@ import (
 
 // BufferPool hands out byte slices for response frames in power-of-two size
 // classes, so a frame of any size reuses a buffer at most twice its size.
-// It is safe for concurrent use. The zero value is ready.
+// Each class keeps at most MaxFree buffers: unlike a sync.Pool it is not
+// emptied by every garbage collection, and what it retains is bounded. It
+// is safe for concurrent use. The zero value is ready.
 type BufferPool struct {
-	classes [40]sync.Pool
+	// MaxFree is how many free buffers each size class keeps; 0 means 8.
+	MaxFree int
+	classes [40]freeList
+}
+
+type freeList struct {
+	mu   sync.Mutex
+	free [][]byte
 }
 
 const minClass = 12 // 4 KiB: smaller frames share one class
@@ -24,18 +33,37 @@ func class(n int) int {
 // Get returns a slice of length n.
 func (p *BufferPool) Get(n int) []byte {
 	c := class(n)
-	if b, ok := p.classes[c].Get().(*[]byte); ok {
-		return (*b)[:n]
+	fl := &p.classes[c]
+	fl.mu.Lock()
+	if k := len(fl.free); k > 0 {
+		b := fl.free[k-1]
+		fl.free[k-1] = nil
+		fl.free = fl.free[:k-1]
+		fl.mu.Unlock()
+		return b[:n]
 	}
+	fl.mu.Unlock()
 	return make([]byte, n, 1<<c)
 }
 
-// Put returns b to the pool. b must have come from Get.
+// Put returns b to the pool. b must have come from Get; if its class is
+// full, b is left to the garbage collector.
 func (p *BufferPool) Put(b []byte) {
 	c := class(cap(b))
 	if cap(b) != 1<<c {
 		return // not one of ours
 	}
-	b = b[:0]
-	p.classes[c].Put(&b)
+	max := p.MaxFree
+	if max <= 0 {
+		max = 8
+	}
+	fl := &p.classes[c]
+	fl.mu.Lock()
+	if len(fl.free) < max {
+		if fl.free == nil {
+			fl.free = make([][]byte, 0, max)
+		}
+		fl.free = append(fl.free, b[:0])
+	}
+	fl.mu.Unlock()
 }
