@@ -181,7 +181,7 @@ func (c *Client) RefreshMetadata(ctx context.Context, topics []string) (*Metadat
 			return nil, last
 		}
 		if err := c.backoff.Sleep(ctx, attempt); err != nil {
-			return nil, fmt.Errorf("%w (last error: %v)", err, last)
+			return nil, fmt.Errorf("%w (last error: %w)", err, last)
 		}
 	}
 }
@@ -276,27 +276,52 @@ func (c *Client) merge(m *Metadata, all bool) *Metadata {
 // Leader returns the leader of a partition from the cached metadata,
 // refreshing it once if the topic is unknown or the partition leaderless.
 func (c *Client) Leader(ctx context.Context, topic string, partition int32) (PartitionMetadata, error) {
-	for refreshed := false; ; refreshed = true {
-		t := c.Metadata().Topics[topic]
-		if t != nil && t.Err == nil && int(partition) < len(t.Partitions) {
-			p := t.Partitions[partition]
-			if p.Err == nil && p.Leader >= 0 {
-				return p, nil
-			}
-		}
-		if refreshed {
-			if t != nil && t.Err != nil {
-				return PartitionMetadata{}, fmt.Errorf("client: topic %s: %w", topic, t.Err)
-			}
-			if t == nil || int(partition) >= len(t.Partitions) {
-				return PartitionMetadata{}, fmt.Errorf("client: %s/%d: %w", topic, partition, protocol.ErrUnknownTopicOrPartition)
-			}
-			return PartitionMetadata{}, fmt.Errorf("client: %s/%d has no leader: %w", topic, partition, protocol.ErrLeaderNotAvailable)
-		}
-		if _, err := c.RefreshMetadata(ctx, []string{topic}); err != nil {
-			return PartitionMetadata{}, err
+	p, err := c.Metadata().leader(topic, partition)
+	if err == nil || !protocol.IsRetriable(err) {
+		return p, err
+	}
+	if _, err := c.RefreshMetadata(ctx, []string{topic}); err != nil {
+		return PartitionMetadata{}, err
+	}
+	return c.Metadata().leader(topic, partition)
+}
+
+// Partition returns a partition's metadata. Partitions are sorted by index
+// and normally numbered 0..n-1; a gap is searched for.
+func (t *TopicMetadata) Partition(p int32) (PartitionMetadata, bool) {
+	if p < 0 {
+		return PartitionMetadata{}, false
+	}
+	if int(p) < len(t.Partitions) && t.Partitions[p].Partition == p {
+		return t.Partitions[p], true
+	}
+	for _, pm := range t.Partitions {
+		if pm.Partition == p {
+			return pm, true
 		}
 	}
+	return PartitionMetadata{}, false
+}
+
+// leader looks a partition's leader up in this snapshot only.
+func (m *Metadata) leader(topic string, partition int32) (PartitionMetadata, error) {
+	t := m.Topics[topic]
+	if t == nil {
+		return PartitionMetadata{}, fmt.Errorf("client: %s/%d: %w", topic, partition, protocol.ErrUnknownTopicOrPartition)
+	}
+	if t.Err != nil {
+		return PartitionMetadata{}, fmt.Errorf("client: topic %s: %w", topic, t.Err)
+	}
+	p, ok := t.Partition(partition)
+	switch {
+	case !ok:
+		return PartitionMetadata{}, fmt.Errorf("client: %s/%d: %w", topic, partition, protocol.ErrUnknownTopicOrPartition)
+	case p.Err != nil:
+		return PartitionMetadata{}, fmt.Errorf("client: %s/%d: %w", topic, partition, p.Err)
+	case p.Leader < 0:
+		return PartitionMetadata{}, fmt.Errorf("client: %s/%d has no leader: %w", topic, partition, protocol.ErrLeaderNotAvailable)
+	}
+	return p, nil
 }
 
 // IsRetriable reports whether an error may go away on retry: a retriable

@@ -3,10 +3,13 @@ package client
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ktape/ktape/protocol"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestClientMetadataAndLeaders(t *testing.T) {
@@ -88,5 +91,54 @@ func TestNewFailsClearlyWithoutBrokers(t *testing.T) {
 	_, err := New(ctx, []string{"127.0.0.1:1"}, &Dialer{DialTimeout: 2e8})
 	if err == nil || !IsRetriable(err) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// Negative or missing partitions are errors, never panics, and unknown
+// topics cost one metadata request per round, not one per partition.
+func TestBadPartitionsAndUnknownTopics(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(2, "t"))
+	ctx := context.Background()
+	cl, err := New(ctx, c.ListenAddrs(), &Dialer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cl.backoff = Backoff{Base: time.Millisecond, Max: 2 * time.Millisecond}
+	res, err := cl.ListOffsets(ctx, ReadUncommitted, map[TopicPartition]int64{{"t", -1}: Earliest, {"t", 7}: Earliest})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tp, r := range res {
+		if !errors.Is(r.Err, protocol.ErrUnknownTopicOrPartition) {
+			t.Fatalf("%v: %v", tp, r.Err)
+		}
+	}
+
+	var metadataRequests atomic.Int32
+	c.ControlKey(int16(kmsg.Metadata), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		metadataRequests.Add(1)
+		return nil, nil, false
+	})
+	ask := map[TopicPartition]int64{}
+	for p := int32(0); p < 50; p++ {
+		ask[TopicPartition{"missing", p}] = Latest
+	}
+	if _, err := cl.ListOffsets(ctx, ReadUncommitted, ask); err != nil {
+		t.Fatal(err)
+	}
+	if n := metadataRequests.Load(); n > 10 {
+		t.Fatalf("%d metadata requests for one missing topic", n)
+	}
+
+	f := NewFetcher(cl, FetchConfig{})
+	defer f.Close()
+	f.Assign(TopicPartition{"t", -1}, 0)
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	fe, err := f.Poll(pctx)
+	if err != nil || len(fe.Partitions) != 1 || fe.Partitions[0].Err == nil {
+		t.Fatalf("negative partition: %v %+v", err, fe)
 	}
 }

@@ -53,13 +53,21 @@ type versionRange struct {
 }
 
 type call struct {
-	corr      int32
-	api       *protocol.API
-	version   int16
-	deadline  time.Time
-	result    chan callResult // buffered: the reader never blocks on it
-	abandoned atomic.Bool     // the caller gave up; the reader releases
+	corr     int32
+	api      *protocol.API
+	version  int16
+	deadline time.Time
+	result   chan callResult // buffered: the reader never blocks on it
+	// state settles who owns the response: whichever of the reader
+	// (delivered) and the caller (abandoned) moves it from waiting first.
+	state atomic.Int32
 }
+
+const (
+	callWaiting int32 = iota
+	callDelivered
+	callAbandoned
+)
 
 type callResult struct {
 	resp *Response
@@ -257,12 +265,11 @@ func (c *Conn) wait(ctx context.Context, cl *call) (*Response, error) {
 	case res := <-cl.result:
 		return res.resp, res.err
 	case <-ctx.Done():
-		cl.abandoned.Store(true)
-		// The reader may have delivered in the meantime.
-		select {
-		case res := <-cl.result:
+		if !cl.state.CompareAndSwap(callWaiting, callAbandoned) {
+			// Delivered first: the response is, or is about to be, in the
+			// channel, and it is ours to release.
+			res := <-cl.result
 			res.resp.Release()
-		default:
 		}
 		return nil, ctx.Err()
 	}
@@ -306,8 +313,8 @@ func (c *Conn) readLoop() {
 			return
 		}
 		resp := &Response{API: cl.api, Version: cl.version, Body: body, frame: frame, pool: c.pool}
-		if cl.abandoned.Load() {
-			resp.Release()
+		if !cl.state.CompareAndSwap(callWaiting, callDelivered) {
+			resp.Release() // the caller gave up
 			continue
 		}
 		cl.result <- callResult{resp: resp}

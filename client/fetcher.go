@@ -288,17 +288,14 @@ func (f *Fetcher) supervise() {
 			if p.stopped || (p.leader >= 0 && !p.needRefresh) {
 				continue
 			}
-			t := m.Topics[p.tp.Topic]
+			pm, err := m.leader(p.tp.Topic, p.tp.Partition)
 			switch {
-			case t != nil && t.Err != nil && !protocol.IsRetriable(t.Err):
-				f.stopLocked(p, fmt.Errorf("client: %s: %w", p.tp, t.Err))
-			case t == nil || int(p.tp.Partition) >= len(t.Partitions):
-				// Not (yet) known: retried after a backoff.
+			case err == nil:
+				p.leader, p.epoch, p.needRefresh = pm.Leader, pm.LeaderEpoch, false
+			case p.tp.Partition < 0 || !protocol.IsRetriable(err):
+				f.stopLocked(p, err)
 			default:
-				pm := t.Partitions[p.tp.Partition]
-				if pm.Leader >= 0 && pm.Err == nil {
-					p.leader, p.epoch, p.needRefresh = pm.Leader, pm.LeaderEpoch, false
-				}
+				// Not (yet) known or leaderless: retried after a backoff.
 			}
 			if p.leader >= 0 && !f.loops[p.leader] {
 				f.loops[p.leader] = true

@@ -36,25 +36,32 @@ func (c *Client) ListOffsets(ctx context.Context, iso Isolation, ts map[TopicPar
 		todo[tp] = t
 	}
 	for attempt := 0; len(todo) > 0; attempt++ {
+		// One metadata refresh per round, for every topic still to do
+		// that is unknown or was answered with a retriable error; never
+		// one per partition.
+		var names []string
+		seen := map[string]bool{}
+		m := c.Metadata()
+		for tp := range todo {
+			if _, err := m.leader(tp.Topic, tp.Partition); (attempt > 0 || err != nil) && !seen[tp.Topic] {
+				seen[tp.Topic] = true
+				names = append(names, tp.Topic)
+			}
+		}
 		if attempt > 0 {
 			if err := c.backoff.Sleep(ctx, attempt-1); err != nil {
 				return out, err
 			}
-			topics := map[string]bool{}
-			var names []string
-			for tp := range todo {
-				if !topics[tp.Topic] {
-					topics[tp.Topic] = true
-					names = append(names, tp.Topic)
-				}
-			}
-			if _, err := c.RefreshMetadata(ctx, names); err != nil {
+		}
+		if len(names) > 0 {
+			var err error
+			if m, err = c.RefreshMetadata(ctx, names); err != nil {
 				return out, err
 			}
 		}
 		byLeader := map[int32]map[TopicPartition]int64{}
 		for tp, t := range todo {
-			l, err := c.Leader(ctx, tp.Topic, tp.Partition)
+			l, err := m.leader(tp.Topic, tp.Partition)
 			if err != nil {
 				if attempt >= 5 || !IsRetriable(err) {
 					out[tp] = OffsetResult{Offset: -1, Err: err}

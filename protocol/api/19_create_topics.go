@@ -19,7 +19,7 @@ import . "github.com/ktape/ktape/protocol"
 // Kafka's JSON spells the two top-level request fields "timeoutMs" and
 // "validateOnly"; they are capitalized here like every other field.
 var CreateTopics = NewAPI(APIDef{
-	Key: 19, Name: "CreateTopics", MinVersion: 0, MaxVersion: 7, FlexibleVersion: 5, Route: RouteAny,
+	Key: 19, Name: "CreateTopics", MinVersion: 0, MaxVersion: 7, FlexibleVersion: 5, Route: RouteController,
 	Request: []Field{
 		Array("Topics",
 			String("Name"),

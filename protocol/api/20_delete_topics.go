@@ -17,7 +17,7 @@ import . "github.com/ktape/ktape/protocol"
 // Topics (v6+) precedes TopicNames (v0-5) as in Kafka's JSON; the two are
 // never on the wire together, so the order does not change the encoding.
 var DeleteTopics = NewAPI(APIDef{
-	Key: 20, Name: "DeleteTopics", MinVersion: 0, MaxVersion: 6, FlexibleVersion: 4, Route: RouteAny,
+	Key: 20, Name: "DeleteTopics", MinVersion: 0, MaxVersion: 6, FlexibleVersion: 4, Route: RouteController,
 	Request: []Field{
 		Array("Topics",
 			String("Name").V(6).Nullable().Default(nil),

@@ -9,7 +9,7 @@ import . "github.com/ktape/ktape/protocol"
 // v3 may return THROTTLING_QUOTA_EXCEEDED (KIP-599). Brokers before KIP-590
 // (ZooKeeper mode) only accept it on the controller; later ones forward it.
 var CreatePartitions = NewAPI(APIDef{
-	Key: 37, Name: "CreatePartitions", MinVersion: 0, MaxVersion: 3, FlexibleVersion: 2, Route: RouteAny,
+	Key: 37, Name: "CreatePartitions", MinVersion: 0, MaxVersion: 3, FlexibleVersion: 2, Route: RouteController,
 	Request: []Field{
 		Array("Topics",
 			String("Name"),
