@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"errors"
+	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -142,5 +144,46 @@ func TestFetcherHonoursThrottle(t *testing.T) {
 	defer mu.Unlock()
 	if len(times) < 2 || times[1].Sub(times[0]) < 290*time.Millisecond {
 		t.Fatalf("second fetch %v after a 300 ms throttle", times[1].Sub(times[0]))
+	}
+}
+
+// A leader that goes away and comes back on the same address (a broker
+// restart) costs reconnects and a leadership move, not data.
+func TestFetcherSurvivesBrokerRestart(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(3), kfake.SeedTopics(3, "t"))
+	produce(t, c, "t", 3, 300, kgo.NoCompression())
+	want := consumeKgo(t, c, "t", 900)
+	cl := newFetchClient(t, c)
+	f := NewFetcher(cl, FetchConfig{PartitionMaxBytes: 512, Backoff: Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond}})
+	defer f.Close()
+	cl.backoff = Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond}
+	var removedAt atomic.Int64
+	go func() {
+		time.Sleep(5 * time.Millisecond)
+		m := cl.Metadata().Topics["t"]
+		if m == nil {
+			return
+		}
+		id := m.Partitions[0].Leader
+		addr := cl.Metadata().Brokers[id].Addr()
+		_, port, _ := net.SplitHostPort(addr)
+		p, _ := strconv.Atoi(port)
+		if err := c.RemoveNode(id); err != nil {
+			t.Errorf("remove node %d: %v", id, err)
+			return
+		}
+		removedAt.Store(time.Now().UnixNano())
+		time.Sleep(50 * time.Millisecond)
+		if _, _, err := c.AddNode(id, p); err != nil {
+			t.Errorf("add node %d back: %v", id, err)
+		}
+	}()
+	got, _ := fetchAll(t, f, "t", 3, len(want))
+	done := time.Now().UnixNano()
+	if err := equalStrings(got, want); err != nil {
+		t.Fatal(err)
+	}
+	if r := removedAt.Load(); r == 0 || r > done {
+		t.Fatal("the broker was not restarted while fetching; the test proved nothing")
 	}
 }
