@@ -343,7 +343,7 @@ func (f *Fetcher) brokerLoop(id int32) {
 	attempt := 0
 	ls := &loopState{byTP: map[TopicPartition]*partState{}}
 	for {
-		batch, ok := f.claim(id)
+		batch, ok := f.claim(id, ls.batch[:0])
 		if !ok {
 			return
 		}
@@ -352,6 +352,7 @@ func (f *Fetcher) brokerLoop(id int32) {
 			f.unclaim(batch, false)
 			return
 		}
+		ls.batch = batch
 		fe, throttle, err := f.fetchOnce(ls, id, batch, charge)
 		if throttle > 0 {
 			// The broker answered at once but asks for a pause before the
@@ -388,14 +389,14 @@ func (f *Fetcher) brokerLoop(id int32) {
 
 // claim waits for partitions led by id that are not in flight and marks
 // them in flight. It returns false when the loop should end.
-func (f *Fetcher) claim(id int32) ([]*partState, bool) {
+func (f *Fetcher) claim(id int32, batch []*partState) ([]*partState, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for {
 		if f.closed {
 			return nil, false
 		}
-		var batch []*partState
+		batch = batch[:0]
 		led := false
 		for _, p := range f.parts {
 			if p.leader == id && !p.stopped && !p.needRefresh {
@@ -556,6 +557,8 @@ type loopState struct {
 	byTP  map[TopicPartition]*partState
 	byID  map[[16]byte]string
 	idsOf *Metadata // the snapshot byID was built from
+
+	batch []*partState // the partitions claimed for the current request
 
 	// The last request, encoded, with a view to patch its offsets in place
 	// when the next one asks for the same partitions.
