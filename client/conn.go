@@ -161,6 +161,27 @@ func (c *Conn) Do(ctx context.Context, r *protocol.Record, version int16, extra 
 	return c.wait(ctx, cl)
 }
 
+// Call is a request written to a connection whose response has not been
+// waited for yet.
+type Call struct {
+	c  *Conn
+	cl *call
+}
+
+// Begin writes r and returns without waiting for the response: requests
+// begun one after another on a connection are written, and answered, in
+// that order. Wait must be called on the returned Call.
+func (c *Conn) Begin(ctx context.Context, r *protocol.Record, version int16, extra time.Duration) (*Call, error) {
+	cl, err := c.send(ctx, r, r.Schema().API(), version, extra, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Call{c: c, cl: cl}, nil
+}
+
+// Wait waits for the response of a begun request, as Do does.
+func (k *Call) Wait(ctx context.Context) (*Response, error) { return k.c.wait(ctx, k.cl) }
+
 // DoBody is Do for a request body already encoded at version v (by
 // Record.AppendTo, possibly patched in place since): the connection adds
 // the size and header and writes body from the caller's memory.

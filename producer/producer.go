@@ -1,0 +1,621 @@
+// Package producer sends record batches to Kafka: idempotent by default,
+// ordered per partition, with byte-identical retries.
+//
+// This file is the sender and the batch-send entry point: a caller hands
+// over a complete, already-encoded v2 batch (any codec); the producer
+// rewrites its header in place (producer id, epoch, base sequence; base
+// offset 0) and sends the bytes untouched, from the caller's memory, with
+// writev. The record-append entry point builds batches in per-partition
+// buffers and feeds the same sender.
+//
+// # Algorithm
+//
+// Each partition has a queue of batches not yet acknowledged; the first
+// MaxInFlight of them may be in flight. One sender loop per leader takes
+// the next unsent batch of each partition it leads (one batch per partition
+// per request, as Kafka requires) and sends them in one Produce request,
+// pipelined on the broker's connection. Responses arrive in order per
+// connection, so a partition's acknowledgements come in queue order.
+//
+// When a batch fails with a retriable error (leadership moved, connection
+// lost), its partition drains: the batches behind it, already in flight,
+// fail too (with OUT_OF_ORDER_SEQUENCE_NUMBER or the same error), and once
+// none is in flight the partition resends from its first unacknowledged
+// batch, with the same sequence numbers and bytes. A broker that already
+// wrote a resent batch recognises its sequence (it keeps the last five per
+// producer and partition) and acknowledges it again without writing it
+// twice. Nothing is lost, duplicated or reordered.
+//
+// # Limits
+//
+// Non-retriable errors (a batch too large, an unknown producer id after the
+// broker dropped its state, a sequence gap) fail every pending batch of the
+// partition; the producer does not yet bump its epoch to continue. There
+// are no transactions.
+package producer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ktape/ktape/client"
+	"github.com/ktape/ktape/protocol"
+	"github.com/ktape/ktape/protocol/api"
+	"github.com/ktape/ktape/record"
+)
+
+// Config configures a Producer. Zero values are the defaults.
+type Config struct {
+	// Acks is -1 (all in-sync replicas; the default and required for
+	// idempotence), 1 (the leader) or 0 (no acknowledgement).
+	Acks int16
+	// AcksSet must be true for Acks 0 to mean 0 rather than the default.
+	AcksSet bool
+	// NotIdempotent turns idempotence off (it needs Acks -1).
+	NotIdempotent bool
+	// MaxInFlight is the number of batches per partition in flight at
+	// once: 1 to 5 (the broker remembers five per producer), default 5.
+	MaxInFlight int
+	// RequestTimeout is the Produce request's timeout; default 30 s.
+	RequestTimeout time.Duration
+	// DeliveryTimeout bounds the time from SendBatch to acknowledgement,
+	// retries included; default 2 minutes.
+	DeliveryTimeout time.Duration
+	// MaxBufferedBytes bounds the bytes of batches not yet acknowledged;
+	// SendBatch waits (or fails, see SendBatch) beyond it. Default 64 MiB.
+	MaxBufferedBytes int64
+	Backoff          client.Backoff
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if !c.AcksSet && c.Acks == 0 {
+		c.Acks = -1
+	}
+	if c.Acks != -1 && c.Acks != 0 && c.Acks != 1 {
+		return c, fmt.Errorf("producer: acks %d: must be -1, 0 or 1", c.Acks)
+	}
+	if !c.NotIdempotent && c.Acks != -1 {
+		return c, fmt.Errorf("producer: idempotence needs acks -1 (all), not %d", c.Acks)
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 5
+	}
+	if c.MaxInFlight < 1 || (!c.NotIdempotent && c.MaxInFlight > 5) {
+		return c, fmt.Errorf("producer: max in flight %d: must be 1 to 5 with idempotence", c.MaxInFlight)
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 30 * time.Second
+	}
+	if c.DeliveryTimeout <= 0 {
+		c.DeliveryTimeout = 2 * time.Minute
+	}
+	if c.MaxBufferedBytes <= 0 {
+		c.MaxBufferedBytes = 64 << 20
+	}
+	return c, nil
+}
+
+// Done is called once per batch with the offset the broker gave its first
+// record (-1 when unknown: acks 0, or a duplicate acknowledged again), or
+// the error that ended its delivery. It runs on a producer goroutine and
+// must not block; the batch's buffer is the caller's again when it runs.
+type Done func(baseOffset int64, err error)
+
+// Producer sends batches. It is safe for concurrent use.
+type Producer struct {
+	c   *client.Client
+	cfg Config
+
+	pid   int64
+	epoch int16
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	parts    map[client.TopicPartition]*partition
+	loops    map[int32]bool
+	buffered int64
+	closed   bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+type partition struct {
+	tp          client.TopicPartition
+	leader      int32 // -1: look up
+	epoch       int32
+	queue       []*pending // unacknowledged, in order
+	next        int        // index in queue of the next batch to send
+	sent        int        // batches in flight (pending.inFlight)
+	nextSeq     int32
+	draining    bool // a batch failed: resend from queue[0] once sent == 0
+	needRefresh bool
+}
+
+type pending struct {
+	batch    record.Batch
+	seq      int32
+	done     Done
+	deadline time.Time
+	inFlight bool // sent, response not yet settled
+}
+
+// New returns a producer sending through c. With idempotence on (the
+// default) it first asks the cluster for a producer id.
+func New(ctx context.Context, c *client.Client, cfg Config) (*Producer, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := &Producer{c: c, cfg: cfg, pid: -1, epoch: -1, parts: map[client.TopicPartition]*partition{}, loops: map[int32]bool{}}
+	p.cond = sync.NewCond(&p.mu)
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if !cfg.NotIdempotent {
+		if p.pid, p.epoch, err = initProducerID(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	p.wg.Add(1)
+	go p.supervise()
+	return p, nil
+}
+
+// ProducerID returns the producer id and epoch (-1, -1 when not
+// idempotent).
+func (p *Producer) ProducerID() (int64, int16) { return p.pid, p.epoch }
+
+func initProducerID(ctx context.Context, c *client.Client) (int64, int16, error) {
+	for attempt := 0; ; attempt++ {
+		conn, err := c.AnyConn(ctx)
+		if err != nil {
+			return -1, -1, err
+		}
+		v, err := conn.Version(api.InitProducerId)
+		if err != nil {
+			return -1, -1, err
+		}
+		req := protocol.NewRecord(api.InitProducerId.Request).
+			SetName("TransactionalId", nil).
+			SetName("TransactionTimeoutMs", int32(-1))
+		resp, err := conn.Do(ctx, req, v, 0)
+		if err == nil {
+			var rec *protocol.Record
+			rec, err = protocol.Decode(api.InitProducerId.Response, v, resp.Body)
+			resp.Release()
+			if err == nil {
+				s := api.InitProducerId.Response
+				if err = protocol.ErrorForCode(rec.Int16(s.Handle("ErrorCode"))); err == nil {
+					return rec.Int64(s.Handle("ProducerId")), rec.Int16(s.Handle("ProducerEpoch")), nil
+				}
+			}
+		}
+		if !client.IsRetriable(err) || attempt >= 5 {
+			return -1, -1, fmt.Errorf("producer: InitProducerId: %w", err)
+		}
+		if err := (client.Backoff{}).Sleep(ctx, attempt); err != nil {
+			return -1, -1, err
+		}
+	}
+}
+
+// ErrBufferFull is returned by SendBatch with a nil context when the
+// buffered bytes would exceed MaxBufferedBytes.
+var ErrBufferFull = errors.New("producer: buffer full")
+
+// SendBatch queues a complete v2 batch for tp. Its header is rewritten in
+// place (base offset 0, leader epoch -1, and with idempotence the producer
+// id, epoch and sequence), so the producer owns batch until done runs. The
+// batch must have contiguous offset deltas (renumber compacted batches
+// with record.Renumberer first). When the buffer is full, SendBatch waits
+// until ctx ends, or with a nil ctx returns ErrBufferFull at once.
+func (p *Producer) SendBatch(ctx context.Context, tp client.TopicPartition, batch record.Batch, done Done) error {
+	if err := batch.Validate(); err != nil {
+		return fmt.Errorf("producer: %s: %w", tp, err)
+	}
+	if !batch.Contiguous() {
+		return fmt.Errorf("producer: %s: batch at offset %d has offset gaps (renumber it first)", tp, batch.BaseOffset())
+	}
+	size := int64(len(batch))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for !p.closed && p.buffered > 0 && p.buffered+size > p.cfg.MaxBufferedBytes {
+		if ctx == nil {
+			return ErrBufferFull
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		stop := context.AfterFunc(ctx, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
+		p.cond.Wait()
+		stop()
+	}
+	if p.closed {
+		return errors.New("producer: closed")
+	}
+	part := p.parts[tp]
+	if part == nil {
+		part = &partition{tp: tp, leader: -1}
+		p.parts[tp] = part
+	}
+	pd := &pending{batch: batch, done: done, deadline: time.Now().Add(p.cfg.DeliveryTimeout)}
+	batch.SetBaseOffset(0)
+	batch.SetPartitionLeaderEpoch(-1)
+	if !p.cfg.NotIdempotent {
+		pd.seq = part.nextSeq
+		part.nextSeq += batch.NumRecords() // wraps at MaxInt32 to negative...
+		if part.nextSeq < 0 {
+			part.nextSeq &= 0x7fffffff // ...and Kafka's sequences wrap to 0
+		}
+		batch.SetProducer(record.ProducerState{ProducerID: p.pid, ProducerEpoch: p.epoch, BaseSequence: pd.seq})
+	}
+	part.queue = append(part.queue, pd)
+	p.buffered += size
+	p.cond.Broadcast()
+	return nil
+}
+
+// Flush waits until every batch handed over so far is acknowledged or
+// failed.
+func (p *Producer) Flush(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
+	defer stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.buffered > 0 {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("producer: flush: %d bytes still unacknowledged: %w", p.buffered, err)
+		}
+		p.cond.Wait()
+	}
+	return nil
+}
+
+// Close stops the producer; batches not yet acknowledged fail.
+func (p *Producer) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.cond.Broadcast()
+	p.mu.Unlock()
+	p.cancel()
+	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, part := range p.parts {
+		p.failLocked(part, errors.New("producer: closed before the batch was acknowledged"))
+	}
+}
+
+// supervise looks up leaders and starts one sender loop per leader.
+func (p *Producer) supervise() {
+	defer p.wg.Done()
+	for attempt := 0; ; {
+		p.mu.Lock()
+		for !p.closed && !p.needsLeaders() {
+			p.cond.Wait()
+		}
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
+		var topics []string
+		seen := map[string]bool{}
+		for _, part := range p.parts {
+			if (part.leader < 0 || part.needRefresh) && len(part.queue) > 0 && !seen[part.tp.Topic] {
+				seen[part.tp.Topic] = true
+				topics = append(topics, part.tp.Topic)
+			}
+		}
+		p.mu.Unlock()
+		if _, err := p.c.RefreshMetadata(p.ctx, topics); err != nil && p.ctx.Err() != nil {
+			return
+		}
+		m := p.c.Metadata()
+		p.mu.Lock()
+		for _, part := range p.parts {
+			if part.leader >= 0 && !part.needRefresh {
+				continue
+			}
+			t := m.Topics[part.tp.Topic]
+			if t == nil {
+				continue
+			}
+			if t.Err != nil && !protocol.IsRetriable(t.Err) {
+				p.failLocked(part, fmt.Errorf("producer: %s: %w", part.tp, t.Err))
+				continue
+			}
+			pm, ok := t.Partition(part.tp.Partition)
+			if !ok && t.Err == nil {
+				p.failLocked(part, fmt.Errorf("producer: %s: %w", part.tp, protocol.ErrUnknownTopicOrPartition))
+				continue
+			}
+			if ok && pm.Leader >= 0 && pm.Err == nil {
+				part.leader, part.epoch, part.needRefresh = pm.Leader, pm.LeaderEpoch, false
+				if !p.loops[pm.Leader] {
+					p.loops[pm.Leader] = true
+					p.wg.Add(1)
+					go p.brokerLoop(pm.Leader)
+				}
+			}
+		}
+		waiting := p.needsLeaders()
+		p.cond.Broadcast()
+		p.mu.Unlock()
+		if waiting {
+			p.cfg.Backoff.Sleep(p.ctx, attempt)
+			attempt++
+		} else {
+			attempt = 0
+		}
+	}
+}
+
+func (p *Producer) needsLeaders() bool {
+	for _, part := range p.parts {
+		if (part.leader < 0 || part.needRefresh) && len(part.queue) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// failLocked fails every pending batch of a partition and resets its
+// sequence (a new producer id would be needed to continue exactly).
+func (p *Producer) failLocked(part *partition, err error) {
+	for _, pd := range part.queue {
+		pd.inFlight = false // a late response for it is ignored
+		p.buffered -= int64(len(pd.batch))
+		if pd.done != nil {
+			pd.done(-1, err)
+		}
+	}
+	part.queue, part.next, part.sent, part.draining = nil, 0, 0, false
+	p.cond.Broadcast()
+}
+
+// sendItem is one partition's batch in a Produce request.
+type sendItem struct {
+	part *partition
+	pd   *pending
+}
+
+// brokerLoop sends, for the partitions broker id leads, the next unsent
+// batch of each, pipelined: it writes the next request without waiting for
+// the previous response. A receiver settles responses strictly in the
+// order the requests were written, which is the order the broker answers
+// them in, so each partition's acknowledgements come in queue order.
+func (p *Producer) brokerLoop(id int32) {
+	defer p.wg.Done()
+	type begun struct {
+		call  *client.Call
+		v     int16
+		items []sendItem
+	}
+	inflight := make(chan begun, 16)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for b := range inflight {
+			resp, err := b.call.Wait(p.ctx)
+			if err != nil {
+				p.settle(b.items, nil, err)
+				continue
+			}
+			var d protocol.Decoder
+			r, err := api.DecodeProduceResponse(&d, b.v, resp.Body)
+			if err != nil {
+				p.settle(b.items, nil, err)
+			} else {
+				p.settle(b.items, &r, nil)
+			}
+			resp.Release()
+		}
+	}()
+	defer close(inflight)
+	for {
+		items, ok := p.take(id)
+		if !ok {
+			return
+		}
+		conn, err := p.c.BrokerConn(p.ctx, id)
+		if err != nil {
+			p.settle(items, nil, err)
+			if p.ctx.Err() != nil {
+				return
+			}
+			p.cfg.Backoff.Sleep(p.ctx, 0)
+			continue
+		}
+		req, v, err := p.request(conn, items)
+		if err != nil {
+			p.settle(items, nil, err)
+			continue
+		}
+		if p.cfg.Acks == 0 {
+			err := conn.Send(p.ctx, req, v)
+			p.settle(items, nil, err)
+			continue
+		}
+		call, err := conn.Begin(p.ctx, req, v, 0)
+		if err != nil {
+			p.settle(items, nil, err)
+			continue
+		}
+		inflight <- begun{call: call, v: v, items: items}
+	}
+}
+
+// take waits for partitions led by id with a batch ready to send and marks
+// one batch of each in flight.
+func (p *Producer) take(id int32) ([]sendItem, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		if p.closed {
+			return nil, false
+		}
+		var items []sendItem
+		led := false
+		for _, part := range p.parts {
+			if part.leader != id || part.needRefresh {
+				continue
+			}
+			led = true
+			if !part.draining && part.next < len(part.queue) && part.sent < p.cfg.MaxInFlight {
+				pd := part.queue[part.next]
+				pd.inFlight = true
+				items = append(items, sendItem{part, pd})
+				part.next++
+				part.sent++
+			}
+		}
+		if len(items) > 0 {
+			return items, true
+		}
+		if !led {
+			delete(p.loops, id)
+			return nil, false
+		}
+		p.cond.Wait()
+	}
+}
+
+func (p *Producer) request(conn *client.Conn, items []sendItem) (*protocol.Record, int16, error) {
+	v, err := conn.Version(api.Produce)
+	if err != nil {
+		return nil, 0, err
+	}
+	s := api.Produce.Request
+	req := protocol.NewRecord(s).
+		SetName("TransactionalId", nil).
+		SetName("Acks", p.cfg.Acks).
+		SetName("TimeoutMs", int32(p.cfg.RequestTimeout/time.Millisecond))
+	m := p.c.Metadata()
+	topics := map[string]*protocol.Record{}
+	for _, it := range items {
+		t := topics[it.part.tp.Topic]
+		if t == nil {
+			t = req.Append(s.Handle("TopicData")).SetName("Name", it.part.tp.Topic)
+			if tm := m.Topics[it.part.tp.Topic]; tm != nil {
+				t.SetName("TopicId", tm.ID)
+			}
+			topics[it.part.tp.Topic] = t
+		}
+		t.Append(t.Schema().Handle("PartitionData")).
+			SetName("Index", it.part.tp.Partition).
+			SetName("Records", []byte(it.pd.batch))
+	}
+	return req, v, nil
+}
+
+// settle processes the outcome of a request: a response, or an error for
+// all of it.
+func (p *Producer) settle(items []sendItem, r *api.ProduceResponseView, reqErr error) {
+	type key = client.TopicPartition
+	results := map[key]struct {
+		code       int16
+		baseOffset int64
+		msg        []byte
+	}{}
+	if r != nil {
+		for i := 0; i < r.NumTopics(); i++ {
+			t := r.Topic(i)
+			name := string(t.Name())
+			if name == "" {
+				for n, tm := range p.c.Metadata().Topics {
+					if tm.ID == t.TopicID() {
+						name = n
+					}
+				}
+			}
+			for j := 0; j < t.NumPartitions(); j++ {
+				pr := t.Partition(j)
+				results[key{Topic: name, Partition: pr.Index()}] = struct {
+					code       int16
+					baseOffset int64
+					msg        []byte
+				}{pr.ErrorCode(), pr.BaseOffset(), pr.ErrorMessage()}
+			}
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	for _, it := range items {
+		part, pd := it.part, it.pd
+		if p.parts[part.tp] != part || !pd.inFlight {
+			continue // failed meanwhile: the queue has moved on
+		}
+		pd.inFlight = false
+		part.sent--
+		err := reqErr
+		base := int64(-1)
+		if r != nil {
+			res, ok := results[part.tp]
+			switch {
+			case !ok:
+				err = fmt.Errorf("producer: %s missing from the Produce response", part.tp)
+			case res.code == protocol.ErrDuplicateSequence.Code:
+				err = nil // written before: acknowledged again
+			default:
+				err = protocol.ErrorForCode(res.code)
+				base = res.baseOffset
+				if err != nil && len(res.msg) > 0 {
+					err = fmt.Errorf("%w: %s", err, res.msg)
+				}
+			}
+		}
+		switch {
+		case err == nil && part.draining:
+			// Acknowledged while the partition drains: a batch sent before
+			// the failure still made it. Only queue[0] can be acknowledged
+			// in order; anything else is resent and deduplicated.
+			if part.queue[0] == pd {
+				p.ackLocked(part, base)
+			}
+		case err == nil:
+			if part.queue[0] != pd {
+				// Acknowledged out of order: cannot happen on one
+				// connection. Treat as a failure of the partition.
+				p.failLocked(part, fmt.Errorf("producer: %s: acknowledgement out of order", part.tp))
+				continue
+			}
+			p.ackLocked(part, base)
+		case retriable(err, part.draining) && now.Before(pd.deadline):
+			part.draining = true
+			if !errors.Is(err, protocol.ErrOutOfOrderSequence) {
+				part.needRefresh = true
+			}
+		default:
+			p.failLocked(part, fmt.Errorf("producer: %s: %w", part.tp, err))
+			continue
+		}
+		if part.draining && part.sent == 0 {
+			part.draining, part.next = false, 0 // resend from queue[0], same bytes
+		}
+	}
+	p.cond.Broadcast()
+}
+
+// retriable: errors after which the same batch may be sent again. While a
+// partition drains, the OUT_OF_ORDER_SEQUENCE_NUMBER of the batches behind
+// the failed one is expected.
+func retriable(err error, draining bool) bool {
+	if errors.Is(err, protocol.ErrOutOfOrderSequence) {
+		return draining
+	}
+	return client.IsRetriable(err)
+}
+
+func (p *Producer) ackLocked(part *partition, base int64) {
+	pd := part.queue[0]
+	part.queue[0] = nil
+	part.queue = part.queue[1:]
+	part.next-- // the head had been sent
+	p.buffered -= int64(len(pd.batch))
+	if pd.done != nil {
+		pd.done(base, nil)
+	}
+}
