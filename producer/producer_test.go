@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -254,5 +257,49 @@ func TestConfigValidation(t *testing.T) {
 		if _, err := producer.New(context.Background(), cl, cfg); err == nil {
 			t.Errorf("%+v accepted", cfg)
 		}
+	}
+}
+
+// acks=1 and acks=0 (not idempotent) deliver too; kcat (librdkafka) reads
+// what was sent.
+func TestAcksAndKcatReadBack(t *testing.T) {
+	c := kfaketest.Start(t, kfaketest.Brokers(1), kfaketest.Topics(2, "t"))
+	for part, cfg := range []producer.Config{{Acks: 1, NotIdempotent: true}, {Acks: 0, AcksSet: true, NotIdempotent: true}} {
+		p, _ := newProducer(t, c, cfg)
+		wg := sendAll(t, p, client.TopicPartition{Topic: "t", Partition: int32(part)}, record.Zstd, 10, 5)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := p.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		wg.Wait()
+	}
+	// acks=0 gives no acknowledgement to wait for: poll until it lands.
+	deadline := time.Now().Add(10 * time.Second)
+	var got map[int32][]string
+	for time.Now().Before(deadline) {
+		if got = keysByPartition(t, c, "t"); len(got[1]) == 50 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := fmt.Sprint(expectKeys(10, 5))
+	for part := int32(0); part < 2; part++ {
+		if fmt.Sprint(got[part]) != want {
+			t.Fatalf("partition %d: %v", part, got[part])
+		}
+	}
+	if _, err := exec.LookPath("kcat"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("kcat is required in CI")
+		}
+		t.Skip("kcat not installed")
+	}
+	out, err := exec.Command("kcat", "-b", c.Addrs()[0], "-C", "-t", "t", "-p", "0", "-o", "beginning", "-e", "-q", "-f", "%k\n").Output()
+	if err != nil {
+		t.Fatalf("kcat: %v", err)
+	}
+	if lines := strings.Fields(string(out)); fmt.Sprint(lines) != want {
+		t.Fatalf("kcat read %d keys: %.80v", len(lines), lines)
 	}
 }
