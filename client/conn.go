@@ -194,37 +194,14 @@ func (c *Conn) DoBody(ctx context.Context, a *protocol.API, v int16, body []byte
 }
 
 func (c *Conn) sendBody(ctx context.Context, a *protocol.API, v int16, body []byte, extra time.Duration) (*call, error) {
-	if err := c.Err(); err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(c.timeout + extra)
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.corr++
-	h := protocol.RequestHeader{APIKey: a.Key, APIVersion: v, CorrelationID: c.corr, ClientID: c.clientID}
-	buf := append(c.wbuf[:0], 0, 0, 0, 0)
-	buf = h.AppendTo(buf, a.RequestHeaderVersion(v))
-	binary.BigEndian.PutUint32(buf, uint32(len(buf)-4+len(body)))
-	c.wbuf = buf
-	cl := &call{corr: c.corr, api: a, version: v, deadline: deadline, result: make(chan callResult, 1)}
-	select {
-	case c.pending <- cl:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-c.done:
-		return nil, c.Err()
-	}
-	c.nc.SetWriteDeadline(deadline)
-	c.bufs = append(c.bufs[:0], buf, body)
-	nb := net.Buffers(c.bufs)
-	_, err := nb.WriteTo(c.nc)
-	clear(c.bufs)
-	if err != nil {
-		e := &ConnError{Addr: c.addr, Err: fmt.Errorf("write %s v%d: %w", a.Name, v, err), Retriable: true}
-		c.fail(e)
-		return nil, e
-	}
-	return cl, nil
+	return c.write(ctx, a, v, extra, true, func(corr int32) error {
+		h := protocol.RequestHeader{APIKey: a.Key, APIVersion: v, CorrelationID: corr, ClientID: c.clientID}
+		buf := append(c.wbuf[:0], 0, 0, 0, 0)
+		buf = h.AppendTo(buf, a.RequestHeaderVersion(v))
+		binary.BigEndian.PutUint32(buf, uint32(len(buf)-4+len(body)))
+		c.wbuf, c.bufs = buf, append(c.bufs[:0], buf, body)
+		return nil
+	})
 }
 
 // Send writes r without waiting for a response, for requests the broker
@@ -239,6 +216,21 @@ func (c *Conn) Send(ctx context.Context, r *protocol.Record, version int16) erro
 // The request is written with writev: large records fields (a Produce's
 // batches) go to the socket from the caller's memory, uncopied.
 func (c *Conn) send(ctx context.Context, r *protocol.Record, a *protocol.API, v int16, extra time.Duration, expectResponse bool) (*call, error) {
+	return c.write(ctx, a, v, extra, expectResponse, func(corr int32) error {
+		bufs, buf, err := protocol.AppendRequestVectored(c.bufs[:0], c.wbuf[:0], r, v, corr, c.clientID)
+		if err != nil {
+			return fmt.Errorf("client: %s v%d request: %w", a.Name, v, err)
+		}
+		c.wbuf, c.bufs = buf, bufs
+		return nil
+	})
+}
+
+// write assigns the next correlation id, has encode fill c.bufs with the
+// frame's segments, queues the call if a response is expected, and writes
+// the segments, all under the write lock so that ids, queue order and wire
+// order agree.
+func (c *Conn) write(ctx context.Context, a *protocol.API, v int16, extra time.Duration, expectResponse bool, encode func(corr int32) error) (*call, error) {
 	if err := c.Err(); err != nil {
 		return nil, err
 	}
@@ -249,15 +241,12 @@ func (c *Conn) send(ctx context.Context, r *protocol.Record, a *protocol.API, v 
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.corr++
-	corr := c.corr
-	bufs, buf, err := protocol.AppendRequestVectored(c.bufs[:0], c.wbuf[:0], r, v, corr, c.clientID)
-	if err != nil {
-		return nil, fmt.Errorf("client: %s v%d request: %w", a.Name, v, err)
+	if err := encode(c.corr); err != nil {
+		return nil, err
 	}
-	c.wbuf, c.bufs = buf, bufs
 	var cl *call
 	if expectResponse {
-		cl = &call{corr: corr, api: a, version: v, deadline: deadline, result: make(chan callResult, 1)}
+		cl = &call{corr: c.corr, api: a, version: v, deadline: deadline, result: make(chan callResult, 1)}
 		select {
 		case c.pending <- cl:
 		case <-ctx.Done():
@@ -267,15 +256,15 @@ func (c *Conn) send(ctx context.Context, r *protocol.Record, a *protocol.API, v 
 		}
 	}
 	c.nc.SetWriteDeadline(deadline)
-	nb := net.Buffers(bufs)
-	_, err = nb.WriteTo(c.nc)
-	clear(bufs) // drop references to the caller's records
+	nb := net.Buffers(c.bufs)
+	_, err := nb.WriteTo(c.nc)
+	clear(c.bufs) // drop references to the caller's records
 	if err != nil {
 		e := &ConnError{Addr: c.addr, Err: fmt.Errorf("write %s v%d: %w", a.Name, v, err), Retriable: true}
 		c.fail(e)
 		return nil, e
 	}
-	if len(c.wbuf) > 1<<20 {
+	if cap(c.wbuf) > 1<<20 {
 		c.wbuf = nil // do not keep a large request's buffer around
 	}
 	return cl, nil
