@@ -599,3 +599,62 @@ func (o *op) setCode(flexible bool) {
 		o.code = codeArray
 	}
 }
+
+// IndexEntriesPerByte bounds the Decoder's index: no declared message can
+// make it hold more entries than this many per byte of the message, plus a
+// constant (see IndexRatio), so a Decoder's memory is at most
+// 4×IndexEntriesPerByte bytes per byte of input, whatever counts the input
+// claims. A test checks every declared API against it; the worst today is
+// 2.25 (CreateTopicsResponse v0), typical messages are far below 1.
+const IndexEntriesPerByte = 3
+
+// IndexRatio is the most index entries per byte of input that a message
+// of s at version v can cost beyond a constant: the worst, over every array
+// in the message, of an element's index entries (its block and the blocks
+// of structs nested in it) divided by the element's smallest encoding. The
+// message's top level and its nested structs outside arrays cost a
+// constant.
+func (s *Schema) IndexRatio(v int16) float64 {
+	l, err := s.layout(v)
+	if err != nil {
+		return 0
+	}
+	return l.arrayRatio()
+}
+
+// arrayRatio is the worst element ratio of the arrays reachable from l.
+func (l *layout) arrayRatio() float64 {
+	worst := 0.0
+	for _, o := range append(append([]op(nil), l.inline...), l.tagged...) {
+		switch {
+		case o.kind == KindArray && o.elem == KindStruct:
+			entries, bytes := o.child.footprint()
+			worst = max(worst, float64(entries)/float64(max(bytes, 1)), o.child.arrayRatio())
+		case o.kind == KindArray && o.elem.fixedSize() == 0:
+			worst = max(worst, 1) // one entry per element of at least a byte
+		case o.kind == KindStruct:
+			worst = max(worst, o.child.arrayRatio())
+		}
+	}
+	return worst
+}
+
+// footprint is the index entries of one instance of l, nested structs
+// included, and the fewest bytes such an instance takes. A tagged struct
+// counts only when sent, with its tag and size bytes.
+func (l *layout) footprint() (entries, bytes int) {
+	entries, bytes = l.nslots+1, l.minSize
+	for _, o := range l.inline {
+		if o.kind == KindStruct {
+			e, _ := o.child.footprint() // its bytes are in l.minSize
+			entries += e
+		}
+	}
+	for _, o := range l.tagged {
+		if o.kind == KindStruct {
+			e, b := o.child.footprint()
+			entries, bytes = entries+e, bytes+b+2
+		}
+	}
+	return entries, bytes
+}
