@@ -22,9 +22,9 @@ import (
 // offset of the first element) and variable-width ones have one entry each.
 // The block's last entry is the offset of the struct's tag section.
 //
-// The index holds at most a few entries per byte of input (every element
-// takes at least one byte), so its size is bounded by the message size, not
-// by any count read from it.
+// The index holds at most IndexEntriesPerByte entries per byte of input,
+// plus a constant (every array element takes at least one byte), so its
+// size is bounded by the message size, not by any count read from it.
 //
 // A Decoder is not safe for concurrent use. The zero value is ready to use.
 type Decoder struct {
