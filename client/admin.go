@@ -659,10 +659,11 @@ func leaderOf(m *Metadata, tp TopicPartition) (int32, error) {
 		return -1, protocol.ErrUnknownTopicOrPartition
 	case t.Err != nil:
 		return -1, t.Err
-	case int(tp.Partition) >= len(t.Partitions):
+	}
+	p, ok := t.Partition(tp.Partition)
+	if !ok {
 		return -1, protocol.ErrUnknownTopicOrPartition
 	}
-	p := t.Partitions[tp.Partition]
 	if p.Leader < 0 {
 		if p.Err != nil {
 			return -1, p.Err

@@ -23,7 +23,7 @@ type Client struct {
 	seeds []string
 
 	mu      sync.Mutex
-	conns   map[string]*Conn // by address
+	conns   map[string]*Conn // by address, or address and purpose
 	meta    *Metadata
 	closed  bool
 	backoff Backoff
@@ -107,12 +107,29 @@ func (c *Client) Metadata() *Metadata {
 // ConnTo returns a working connection to addr, dialling one if there is
 // none or the last one failed.
 func (c *Client) ConnTo(ctx context.Context, addr string) (*Conn, error) {
+	return c.connFor(ctx, addr, addr)
+}
+
+// FetchConn returns a connection to broker id kept for fetches. A broker
+// works through a connection's requests one at a time, so a fetch waiting
+// out its MaxWait would hold up metadata, offset and produce requests
+// queued behind it; fetches get a connection of their own.
+func (c *Client) FetchConn(ctx context.Context, id int32) (*Conn, error) {
+	b, ok := c.Metadata().Brokers[id]
+	if !ok {
+		return nil, &ConnError{Addr: fmt.Sprintf("broker %d", id), Err: errors.New("not in the cluster metadata"), Retriable: true}
+	}
+	return c.connFor(ctx, b.Addr(), b.Addr()+" (fetch)")
+}
+
+// connFor returns the connection kept under key, dialling addr if needed.
+func (c *Client) connFor(ctx context.Context, addr, key string) (*Conn, error) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return nil, &ConnError{Addr: addr, Err: ErrConnClosed}
 	}
-	if conn := c.conns[addr]; conn != nil && conn.Err() == nil {
+	if conn := c.conns[key]; conn != nil && conn.Err() == nil {
 		c.mu.Unlock()
 		return conn, nil
 	}
@@ -125,11 +142,15 @@ func (c *Client) ConnTo(ctx context.Context, addr string) (*Conn, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old := c.conns[addr]; old != nil && old.Err() == nil {
+	if c.closed {
+		conn.Close()
+		return nil, &ConnError{Addr: addr, Err: ErrConnClosed}
+	}
+	if old := c.conns[key]; old != nil && old.Err() == nil {
 		conn.Close()
 		return old, nil
 	}
-	c.conns[addr] = conn
+	c.conns[key] = conn
 	return conn, nil
 }
 
@@ -137,7 +158,9 @@ func (c *Client) ConnTo(ctx context.Context, addr string) (*Conn, error) {
 func (c *Client) BrokerConn(ctx context.Context, id int32) (*Conn, error) {
 	b, ok := c.Metadata().Brokers[id]
 	if !ok {
-		return nil, fmt.Errorf("client: unknown broker %d", id)
+		// Retriable: the metadata is stale and a refresh will say where
+		// the partitions went.
+		return nil, &ConnError{Addr: fmt.Sprintf("broker %d", id), Err: errors.New("not in the cluster metadata"), Retriable: true}
 	}
 	return c.ConnTo(ctx, b.Addr())
 }

@@ -282,6 +282,15 @@ func (c *Conn) wait(ctx context.Context, cl *call) (*Response, error) {
 			res.resp.Release()
 		}
 		return nil, ctx.Err()
+	case <-c.done:
+		// The connection failed. The reader fails the calls it knows of,
+		// but a call queued as it stopped would wait forever: give up
+		// here unless a response was delivered first.
+		if !cl.state.CompareAndSwap(callWaiting, callAbandoned) {
+			res := <-cl.result
+			return res.resp, res.err
+		}
+		return nil, c.Err()
 	}
 }
 

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -105,8 +106,10 @@ type FetchedPartition struct {
 	// start before it (a broker returns whole batches).
 	FetchOffset int64
 	// Records holds the complete batches returned, exactly as the broker
-	// sent them (a trailing partial batch is cut off and fetched again). It
-	// borrows the Fetch's buffer.
+	// sent them (a trailing partial batch is cut off and fetched again),
+	// their framing and CRC checked. It borrows the Fetch's buffer. It may
+	// be empty: a partition is also delivered when its watermarks moved,
+	// so a caller learns that it has caught up.
 	Records []byte
 	// NextOffset is where the next fetch of the partition starts: after
 	// the last batch's last offset, so compaction gaps are stepped over.
@@ -160,6 +163,14 @@ type partState struct {
 	stopped     bool
 	pendingGap  *GapError
 	needRefresh bool
+	// The watermarks last delivered: a partition with no new records is
+	// still delivered when they move, so a caller sees it caught up.
+	hwm, lso, logStart int64
+	reported           bool
+	// served orders partitions in requests: least recently served first,
+	// since a broker fills a response in request order and partitions
+	// at the end of a long request would otherwise starve.
+	served uint64
 }
 
 // A Fetcher fetches assigned partitions from their leaders, one fetch loop
@@ -171,15 +182,16 @@ type Fetcher struct {
 	budget *budget
 	out    chan *Fetch
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	parts   map[TopicPartition]*partState
-	loops   map[int32]bool
-	closed  bool
-	started bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	mu        sync.Mutex
+	cond      *sync.Cond
+	parts     map[TopicPartition]*partState
+	servedSeq uint64
+	loops     map[int32]bool
+	closed    bool
+	started   bool
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // NewFetcher returns a Fetcher over c. It fetches nothing until
@@ -227,6 +239,8 @@ func (f *Fetcher) Poll(ctx context.Context) (*Fetch, error) {
 		return fe, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-f.ctx.Done():
+		return nil, errors.New("client: fetcher closed")
 	}
 }
 
@@ -253,6 +267,7 @@ func (f *Fetcher) Close() {
 // an assigned partition.
 func (f *Fetcher) supervise() {
 	defer f.wg.Done()
+	var lastRefresh time.Time
 	for attempt := 0; ; {
 		f.mu.Lock()
 		for !f.closed && !f.needsWork() {
@@ -272,16 +287,24 @@ func (f *Fetcher) supervise() {
 		}
 		f.mu.Unlock()
 		if len(topics) > 0 {
+			// Refreshes are paced: a partition error that metadata does
+			// not cure (a stale leader epoch, NOT_ENOUGH_REPLICAS) must
+			// not turn into a tight loop of metadata and fetch requests.
+			if time.Since(lastRefresh) > quietPeriod {
+				attempt = 0 // the last trouble is long past
+			}
+			if attempt > 0 {
+				f.cfg.Backoff.Sleep(f.ctx, attempt-1)
+			}
+			attempt++
+			lastRefresh = time.Now()
 			if _, err := f.c.RefreshMetadata(f.ctx, topics); err != nil {
 				if f.ctx.Err() != nil {
 					return
 				}
-				f.c.backoff.Sleep(f.ctx, attempt)
-				attempt++
 				continue
 			}
 		}
-		attempt = 0
 		m := f.c.Metadata()
 		f.mu.Lock()
 		for _, p := range f.parts {
@@ -307,8 +330,10 @@ func (f *Fetcher) supervise() {
 		f.cond.Broadcast()
 		f.mu.Unlock()
 		if stillUnknown {
-			f.c.backoff.Sleep(f.ctx, attempt)
+			f.cfg.Backoff.Sleep(f.ctx, attempt)
 			attempt++
+		} else if len(topics) == 0 {
+			attempt = 0
 		}
 	}
 }
@@ -347,16 +372,55 @@ func (f *Fetcher) brokerLoop(id int32) {
 		if !ok {
 			return
 		}
-		charge := int64(f.cfg.MaxBytes)
+		// Charge what the response may really take: the pool's buffer for
+		// MaxBytes plus the response's envelope.
+		charge := min(int64(1)<<class(int(f.cfg.MaxBytes)+64<<10), f.cfg.Budget)
 		if err := f.budget.acquire(f.ctx, charge); err != nil {
 			f.unclaim(batch, false)
 			return
 		}
 		ls.batch = batch
 		fe, throttle, err := f.fetchOnce(ls, id, batch, charge)
+		if err != nil {
+			f.budget.release(charge)
+			if f.ctx.Err() != nil {
+				f.unclaim(batch, false)
+				return
+			}
+			attempt++
+			if !IsRetriable(err) || attempt > maxFetchAttempts {
+				// Not going to get better by retrying (no common Fetch
+				// version, authentication, undecodable responses...):
+				// stop the partitions and say why.
+				f.mu.Lock()
+				for _, p := range batch {
+					p.inFlight = false
+					if f.parts[p.tp] == p {
+						f.stopLocked(p, fmt.Errorf("client: fetching %s from broker %d after %d attempts: %w", p.tp, id, attempt, err))
+					}
+				}
+				f.cond.Broadcast()
+				f.mu.Unlock()
+				attempt = 0
+				continue
+			}
+			f.unclaim(batch, true)
+			f.cfg.Backoff.Sleep(f.ctx, attempt-1)
+			continue
+		}
+		attempt = 0
+		if fe != nil {
+			select {
+			case f.out <- fe:
+			case <-f.ctx.Done():
+				fe.Release()
+				return
+			}
+		}
 		if throttle > 0 {
-			// The broker answered at once but asks for a pause before the
-			// next request (KIP-219): honour it on this broker only.
+			// The broker asks for a pause before the next request
+			// (KIP-219): honour it on this broker only, after handing over
+			// what was fetched.
 			t := time.NewTimer(throttle)
 			select {
 			case <-t.C:
@@ -364,28 +428,15 @@ func (f *Fetcher) brokerLoop(id int32) {
 				t.Stop()
 			}
 		}
-		if err != nil {
-			f.budget.release(charge)
-			f.unclaim(batch, IsRetriable(err))
-			if f.ctx.Err() != nil {
-				return
-			}
-			f.c.backoff.Sleep(f.ctx, attempt)
-			attempt++
-			continue
-		}
-		attempt = 0
-		if fe == nil {
-			continue
-		}
-		select {
-		case f.out <- fe:
-		case <-f.ctx.Done():
-			fe.Release()
-			return
-		}
 	}
 }
+
+// quietPeriod: refreshes this far apart start their backoff afresh.
+const quietPeriod = 5 * time.Second
+
+// maxFetchAttempts bounds the retries of a failing fetch before its
+// partitions are stopped with the error.
+const maxFetchAttempts = 10
 
 // claim waits for partitions led by id that are not in flight and marks
 // them in flight. It returns false when the loop should end.
@@ -439,7 +490,7 @@ func (f *Fetcher) unclaim(batch []*partState, refresh bool) {
 // stop. It returns nil when nothing is worth delivering, and the throttle
 // the broker asked for.
 func (f *Fetcher) fetchOnce(ls *loopState, id int32, batch []*partState, charge int64) (*Fetch, time.Duration, error) {
-	conn, err := f.c.BrokerConn(f.ctx, id)
+	conn, err := f.c.FetchConn(f.ctx, id)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -508,6 +559,10 @@ func (f *Fetcher) fetchOnce(ls *loopState, id int32, batch []*partState, charge 
 				}
 				fp.Records, fp.NextOffset = recs, next
 				st.offset = next
+				if len(recs) > 0 {
+					f.servedSeq++
+					st.served = f.servedSeq
+				}
 				ab := p.AbortedTransactions()
 				for k := 0; k < ab.Len(); k++ {
 					pid, first := ab.At(k)
@@ -530,7 +585,9 @@ func (f *Fetcher) fetchOnce(ls *loopState, id int32, batch []*partState, charge 
 				fp.Err = fmt.Errorf("client: %s: %w", st.tp, err)
 				st.stopped = true
 			}
-			if len(fp.Records) > 0 || fp.Gap != nil || fp.Err != nil {
+			moved := !st.reported || fp.HighWatermark != st.hwm || fp.LastStableOffset != st.lso || fp.LogStartOffset != st.logStart
+			if len(fp.Records) > 0 || fp.Gap != nil || fp.Err != nil || moved {
+				st.hwm, st.lso, st.logStart, st.reported = fp.HighWatermark, fp.LastStableOffset, fp.LogStartOffset, true
 				fe.Partitions = append(fe.Partitions, fp)
 			}
 		}
@@ -558,7 +615,8 @@ type loopState struct {
 	byID  map[[16]byte]string
 	idsOf *Metadata // the snapshot byID was built from
 
-	batch []*partState // the partitions claimed for the current request
+	batch     []*partState // the partitions claimed for the current request
+	firstSeen map[string]int
 
 	// The last request, encoded, with a view to patch its offsets in place
 	// when the next one asks for the same partitions.
@@ -576,10 +634,29 @@ type loopState struct {
 // builds nothing.
 func (ls *loopState) requestBody(f *Fetcher, batch []*partState, v int16, m *Metadata) ([]byte, error) {
 	slices.SortFunc(batch, func(a, b *partState) int {
+		if a.served != b.served {
+			return cmp.Compare(a.served, b.served)
+		}
 		if c := strings.Compare(a.tp.Topic, b.tp.Topic); c != 0 {
 			return c
 		}
 		return int(a.tp.Partition) - int(b.tp.Partition)
+	})
+	// Group by topic, topics in order of first appearance, as request()
+	// encodes them: then the request's order is batch's order, which the
+	// in-place patch below relies on. A stable sort keeps the service
+	// order within each topic.
+	if ls.firstSeen == nil {
+		ls.firstSeen = map[string]int{}
+	}
+	clear(ls.firstSeen)
+	for i, p := range batch {
+		if _, ok := ls.firstSeen[p.tp.Topic]; !ok {
+			ls.firstSeen[p.tp.Topic] = i
+		}
+	}
+	slices.SortStableFunc(batch, func(a, b *partState) int {
+		return cmp.Compare(ls.firstSeen[a.tp.Topic], ls.firstSeen[b.tp.Topic])
 	})
 	same := ls.req != nil && ls.reqV == v && ls.reqMeta == m && len(batch) == len(ls.reqParts)
 	for i := 0; same && i < len(batch); i++ {
@@ -599,8 +676,8 @@ func (ls *loopState) requestBody(f *Fetcher, batch []*partState, v int16, m *Met
 		}
 		ls.reqV, ls.reqMeta = v, m
 	}
-	// Topics and partitions are in batch order: request() groups a sorted
-	// batch by topic, keeping order.
+	// Partitions are in batch order within each topic: request() groups
+	// the batch by topic in order of first appearance.
 	topics := ls.rview.Array(fetchReq.topics)
 	i := 0
 	for t := 0; t < topics.Len(); t++ {
@@ -680,35 +757,32 @@ func (f *Fetcher) skipToStart(conn *Conn, st *partState) {
 }
 
 // completeBatches returns the complete batches of a record set and the
-// offset after the last one. It reads only framing: base offset, length,
-// magic, and for v2 the last offset delta.
+// offset after the last one. It reads only framing, entry by entry, since
+// a log whose message format was upgraded holds legacy message sets
+// followed by v2 batches: both start with an offset and a length, and the
+// magic at byte 16 says how to read the rest. A v2 batch ends at its last
+// offset; a legacy (compressed) message carries the offset of its last
+// inner message.
 func completeBatches(data []byte, fetchOffset int64) ([]byte, int64, error) {
-	next := fetchOffset
-	if len(data) == 0 {
-		return nil, next, nil
-	}
-	if record.PeekMagic(data) >= 2 {
-		it := record.NewIter(data)
-		for it.Next() {
-			next = max(next, it.Batch().LastOffset()+1)
-		}
-		if err := it.Err(); err != nil {
-			return nil, fetchOffset, err
-		}
-		return data[:it.Pos()], next, nil
-	}
-	// Legacy message sets: (offset, size, message)*; a compressed
-	// wrapper carries the offset of its last inner message.
-	pos := 0
-	for len(data)-pos >= 12 {
+	next, pos := fetchOffset, 0
+	for len(data)-pos >= 17 {
 		size := int(int32(binary.BigEndian.Uint32(data[pos+8:])))
 		if size < 14 {
-			return nil, fetchOffset, &record.CorruptError{Offset: pos + 8, Reason: fmt.Sprintf("message size %d", size)}
+			return nil, fetchOffset, &record.CorruptError{Offset: pos + 8, Reason: fmt.Sprintf("entry length %d", size)}
 		}
 		if size > len(data)-pos-12 {
-			break
+			break // truncated by the broker's size limit: fetched again
 		}
-		next = max(next, int64(binary.BigEndian.Uint64(data[pos:]))+1)
+		entry := data[pos : pos+12+size]
+		if record.PeekMagic(entry) >= 2 {
+			b, err := record.Parse(entry)
+			if err != nil {
+				return nil, fetchOffset, err
+			}
+			next = max(next, b.LastOffset()+1)
+		} else {
+			next = max(next, int64(binary.BigEndian.Uint64(entry))+1)
+		}
 		pos += 12 + size
 	}
 	return data[:pos], next, nil

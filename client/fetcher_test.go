@@ -292,7 +292,9 @@ func TestFetcherBudget(t *testing.T) {
 				}
 			}
 		}
-		if len(held) == 3 { // the budget is full: release the oldest
+		// Keep as much as the budget allows while leaving room for the
+		// next fetch: release the oldest beyond that.
+		for len(held) > 0 && heldBytes+fe.charged > budget {
 			held[0].Release()
 			heldBytes -= held[0].charged
 			held = held[1:]

@@ -7,13 +7,14 @@ import (
 
 // BufferPool hands out byte slices for response frames in power-of-two size
 // classes, so a frame of any size reuses a buffer at most twice its size.
-// Each class keeps at most MaxFree buffers: unlike a sync.Pool it is not
-// emptied by every garbage collection, and what it retains is bounded. It
-// is safe for concurrent use. The zero value is ready.
+// Unlike a sync.Pool it is not emptied by every garbage collection, and
+// what it retains is bounded: per class, at most MaxFree buffers and
+// MaxFreeBytes bytes (at least one buffer). It is safe for concurrent use.
+// The zero value is ready.
 type BufferPool struct {
-	// MaxFree is how many free buffers each size class keeps; 0 means 8.
-	MaxFree int
-	classes [40]freeList
+	MaxFree      int   // 0 means 8
+	MaxFreeBytes int64 // 0 means 32 MiB
+	classes      [40]freeList
 }
 
 type freeList struct {
@@ -56,6 +57,14 @@ func (p *BufferPool) Put(b []byte) {
 	max := p.MaxFree
 	if max <= 0 {
 		max = 8
+	}
+	maxBytes := p.MaxFreeBytes
+	if maxBytes <= 0 {
+		maxBytes = 32 << 20
+	}
+	max = min(max, int(maxBytes>>c))
+	if max < 1 {
+		max = 1
 	}
 	fl := &p.classes[c]
 	fl.mu.Lock()
