@@ -118,9 +118,13 @@ type Producer struct {
 	loops    map[int32]bool
 	buffered int64
 	closed   bool
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	// Callbacks run in order on their own goroutine, never under mu, so
+	// that a Done may call SendBatch or Flush.
+	callbacks []func()
+	cbIdle    bool
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 type partition struct {
@@ -140,7 +144,9 @@ type pending struct {
 	seq      int32
 	done     Done
 	deadline time.Time
-	inFlight bool // sent, response not yet settled
+	inFlight bool  // sent, response not yet settled
+	writing  bool  // being written to the socket: the bytes are in use
+	failed   error // failed while writing: reported once the write returns
 }
 
 // New returns a producer sending through c. With idempotence on (the
@@ -154,20 +160,56 @@ func New(ctx context.Context, c *client.Client, cfg Config) (*Producer, error) {
 	p.cond = sync.NewCond(&p.mu)
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if !cfg.NotIdempotent {
-		if p.pid, p.epoch, err = initProducerID(ctx, c); err != nil {
+		if p.pid, p.epoch, err = initProducerID(ctx, c, cfg.Backoff); err != nil {
 			return nil, err
 		}
 	}
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.supervise()
+	go p.deliver()
 	return p, nil
+}
+
+// deliver runs queued callbacks in order, outside the lock.
+func (p *Producer) deliver() {
+	defer p.wg.Done()
+	p.mu.Lock()
+	for {
+		for len(p.callbacks) == 0 && !p.closed {
+			p.cbIdle = true
+			p.cond.Wait()
+		}
+		p.cbIdle = false
+		cbs := p.callbacks
+		p.callbacks = nil
+		if len(cbs) == 0 && p.closed {
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		for _, cb := range cbs {
+			cb()
+		}
+		p.mu.Lock()
+		p.cond.Broadcast()
+	}
+}
+
+// finishLocked queues pd's callback. Caller holds p.mu.
+func (p *Producer) finishLocked(pd *pending, base int64, err error) {
+	p.buffered -= int64(len(pd.batch))
+	if pd.done != nil {
+		done := pd.done
+		p.callbacks = append(p.callbacks, func() { done(base, err) })
+	}
+	p.cond.Broadcast()
 }
 
 // ProducerID returns the producer id and epoch (-1, -1 when not
 // idempotent).
 func (p *Producer) ProducerID() (int64, int16) { return p.pid, p.epoch }
 
-func initProducerID(ctx context.Context, c *client.Client) (int64, int16, error) {
+func initProducerID(ctx context.Context, c *client.Client, backoff client.Backoff) (int64, int16, error) {
 	for attempt := 0; ; attempt++ {
 		conn, err := c.AnyConn(ctx)
 		if err != nil {
@@ -195,7 +237,7 @@ func initProducerID(ctx context.Context, c *client.Client) (int64, int16, error)
 		if !client.IsRetriable(err) || attempt >= 5 {
 			return -1, -1, fmt.Errorf("producer: InitProducerId: %w", err)
 		}
-		if err := (client.Backoff{}).Sleep(ctx, attempt); err != nil {
+		if err := backoff.Sleep(ctx, attempt); err != nil {
 			return -1, -1, err
 		}
 	}
@@ -264,7 +306,7 @@ func (p *Producer) Flush(ctx context.Context) error {
 	defer stop()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for p.buffered > 0 {
+	for p.buffered > 0 || len(p.callbacks) > 0 || !p.cbIdle {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("producer: flush: %d bytes still unacknowledged: %w", p.buffered, err)
 		}
@@ -282,15 +324,24 @@ func (p *Producer) Close() {
 	p.cancel()
 	p.wg.Wait()
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	for _, part := range p.parts {
+		for _, pd := range part.queue {
+			pd.writing = false // every writer has stopped
+		}
 		p.failLocked(part, errors.New("producer: closed before the batch was acknowledged"))
+	}
+	cbs := p.callbacks
+	p.callbacks = nil
+	p.mu.Unlock()
+	for _, cb := range cbs {
+		cb()
 	}
 }
 
 // supervise looks up leaders and starts one sender loop per leader.
 func (p *Producer) supervise() {
 	defer p.wg.Done()
+	var lastRefresh time.Time
 	for attempt := 0; ; {
 		p.mu.Lock()
 		for !p.closed && !p.needsLeaders() {
@@ -309,6 +360,16 @@ func (p *Producer) supervise() {
 			}
 		}
 		p.mu.Unlock()
+		// Paced like the fetcher's: an error metadata does not cure must
+		// not become a tight loop of metadata and produce requests.
+		if time.Since(lastRefresh) > 5*time.Second {
+			attempt = 0
+		}
+		if attempt > 0 {
+			p.cfg.Backoff.Sleep(p.ctx, attempt-1)
+		}
+		attempt++
+		lastRefresh = time.Now()
 		if _, err := p.c.RefreshMetadata(p.ctx, topics); err != nil && p.ctx.Err() != nil {
 			return
 		}
@@ -340,15 +401,16 @@ func (p *Producer) supervise() {
 				}
 			}
 		}
-		waiting := p.needsLeaders()
+		// Batches that found no leader before their delivery timeout fail
+		// (nothing of theirs is in flight).
+		now := time.Now()
+		for _, part := range p.parts {
+			if (part.leader < 0 || part.needRefresh) && part.sent == 0 && len(part.queue) > 0 && now.After(part.queue[0].deadline) {
+				p.failLocked(part, fmt.Errorf("producer: %s: no leader within the delivery timeout", part.tp))
+			}
+		}
 		p.cond.Broadcast()
 		p.mu.Unlock()
-		if waiting {
-			p.cfg.Backoff.Sleep(p.ctx, attempt)
-			attempt++
-		} else {
-			attempt = 0
-		}
 	}
 }
 
@@ -361,15 +423,17 @@ func (p *Producer) needsLeaders() bool {
 	return false
 }
 
-// failLocked fails every pending batch of a partition and resets its
-// sequence (a new producer id would be needed to continue exactly).
+// failLocked fails every pending batch of a partition. A batch still being
+// written is reported when its write returns: until then its bytes are in
+// use.
 func (p *Producer) failLocked(part *partition, err error) {
 	for _, pd := range part.queue {
 		pd.inFlight = false // a late response for it is ignored
-		p.buffered -= int64(len(pd.batch))
-		if pd.done != nil {
-			pd.done(-1, err)
+		if pd.writing {
+			pd.failed = err // its bytes are still being written
+			continue
 		}
+		p.finishLocked(pd, -1, err)
 	}
 	part.queue, part.next, part.sent, part.draining = nil, 0, 0, false
 	p.cond.Broadcast()
@@ -421,6 +485,7 @@ func (p *Producer) brokerLoop(id int32) {
 		}
 		conn, err := p.c.BrokerConn(p.ctx, id)
 		if err != nil {
+			p.doneWriting(items)
 			p.settle(items, nil, err)
 			if p.ctx.Err() != nil {
 				return
@@ -430,20 +495,37 @@ func (p *Producer) brokerLoop(id int32) {
 		}
 		req, v, err := p.request(conn, items)
 		if err != nil {
+			p.doneWriting(items)
 			p.settle(items, nil, err)
 			continue
 		}
 		if p.cfg.Acks == 0 {
 			err := conn.Send(p.ctx, req, v)
+			p.doneWriting(items)
 			p.settle(items, nil, err)
 			continue
 		}
-		call, err := conn.Begin(p.ctx, req, v, 0)
+		call, err := conn.Begin(p.ctx, req, v, p.cfg.RequestTimeout)
+		p.doneWriting(items)
 		if err != nil {
 			p.settle(items, nil, err)
 			continue
 		}
 		inflight <- begun{call: call, v: v, items: items}
+	}
+}
+
+// doneWriting marks items' bytes as no longer in use by a write, and
+// reports those that failed meanwhile.
+func (p *Producer) doneWriting(items []sendItem) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, it := range items {
+		it.pd.writing = false
+		if it.pd.failed != nil {
+			p.finishLocked(it.pd, -1, it.pd.failed)
+			it.pd.failed = nil
+		}
 	}
 }
 
@@ -465,7 +547,7 @@ func (p *Producer) take(id int32) ([]sendItem, bool) {
 			led = true
 			if !part.draining && part.next < len(part.queue) && part.sent < p.cfg.MaxInFlight {
 				pd := part.queue[part.next]
-				pd.inFlight = true
+				pd.inFlight, pd.writing = true, true
 				items = append(items, sendItem{part, pd})
 				part.next++
 				part.sent++
@@ -589,6 +671,12 @@ func (p *Producer) settle(items []sendItem, r *api.ProduceResponseView, reqErr e
 				part.needRefresh = true
 			}
 		default:
+			if rejected(err) && part.queue[0] == pd && !p.cfg.NotIdempotent {
+				// The broker refused the head batch for good: it and
+				// everything behind it were not written, so the next
+				// batch may take its sequence.
+				part.nextSeq = pd.seq
+			}
 			p.failLocked(part, fmt.Errorf("producer: %s: %w", part.tp, err))
 			continue
 		}
@@ -609,13 +697,29 @@ func retriable(err error, draining bool) bool {
 	return client.IsRetriable(err)
 }
 
+// rejected: the broker answered with an error that refuses the batch for
+// good without touching the producer's sequence state. After a timeout or
+// a lost connection the outcome is unknown, and after a sequence or
+// producer-id error the broker's state is not what the producer thinks:
+// no rewind then.
+func rejected(err error) bool {
+	var ke *protocol.KafkaError
+	if !errors.As(err, &ke) {
+		return false
+	}
+	switch ke.Code {
+	case protocol.ErrOutOfOrderSequence.Code, protocol.ErrUnknownProducerID.Code,
+		protocol.ErrInvalidProducerEpoch.Code, protocol.ErrProducerFenced.Code,
+		protocol.ErrDuplicateSequence.Code, protocol.ErrRequestTimedOut.Code:
+		return false
+	}
+	return !ke.Retriable
+}
+
 func (p *Producer) ackLocked(part *partition, base int64) {
 	pd := part.queue[0]
 	part.queue[0] = nil
 	part.queue = part.queue[1:]
 	part.next-- // the head had been sent
-	p.buffered -= int64(len(pd.batch))
-	if pd.done != nil {
-		pd.done(base, nil)
-	}
+	p.finishLocked(pd, base, nil)
 }
