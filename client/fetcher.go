@@ -279,25 +279,37 @@ func (f *Fetcher) supervise() {
 		}
 		var topics []string
 		seen := map[string]bool{}
+		errorDriven := false
+		cached := f.c.Metadata()
 		for _, p := range f.parts {
+			if p.leader < 0 && !p.needRefresh && !p.stopped {
+				if _, err := cached.leader(p.tp.Topic, p.tp.Partition); err == nil {
+					continue // a new assignment the cache can place
+				}
+			}
 			if (p.leader < 0 || p.needRefresh) && !p.stopped && !seen[p.tp.Topic] {
 				seen[p.tp.Topic] = true
 				topics = append(topics, p.tp.Topic)
 			}
+			errorDriven = errorDriven || (p.needRefresh && !p.stopped)
 		}
 		f.mu.Unlock()
 		if len(topics) > 0 {
-			// Refreshes are paced: a partition error that metadata does
-			// not cure (a stale leader epoch, NOT_ENOUGH_REPLICAS) must
-			// not turn into a tight loop of metadata and fetch requests.
-			if time.Since(lastRefresh) > quietPeriod {
+			// Refreshes caused by partition errors are paced: an error
+			// metadata does not cure (a stale leader epoch,
+			// NOT_ENOUGH_REPLICAS) must not turn into a tight loop of
+			// metadata and fetch requests. Lookups for new assignments
+			// are not.
+			if time.Since(lastRefresh) > quietPeriod || !errorDriven {
 				attempt = 0 // the last trouble is long past
 			}
 			if attempt > 0 {
 				f.cfg.Backoff.Sleep(f.ctx, attempt-1)
 			}
-			attempt++
-			lastRefresh = time.Now()
+			if errorDriven {
+				attempt++
+				lastRefresh = time.Now()
+			}
 			if _, err := f.c.RefreshMetadata(f.ctx, topics); err != nil {
 				if f.ctx.Err() != nil {
 					return
