@@ -757,7 +757,7 @@ func (c *Client) onAnyBroker(ctx context.Context, fn func(*Conn) error) error {
 	for attempt := 0; attempt < adminMaxAttempts; attempt++ {
 		if attempt > 0 {
 			if serr := c.backoff.Sleep(ctx, attempt-1); serr != nil {
-				return fmt.Errorf("%w (last error: %v)", serr, err)
+				return withLast(serr, err)
 			}
 		}
 		var conn *Conn

@@ -69,7 +69,7 @@ func (c *Client) listGroupsOn(ctx context.Context, b Broker) ([]GroupListing, er
 	for attempt := 0; attempt < adminMaxAttempts; attempt++ {
 		if attempt > 0 {
 			if serr := c.backoff.Sleep(ctx, attempt-1); serr != nil {
-				return nil, fmt.Errorf("%w (last error: %v)", serr, err)
+				return nil, withLast(serr, err)
 			}
 		}
 		var gs []GroupListing
@@ -127,7 +127,7 @@ func (c *Client) FindCoordinators(ctx context.Context, keyType int8, keys []stri
 		final := attempt+1 >= adminMaxAttempts
 		if attempt > 0 {
 			if err := c.backoff.Sleep(ctx, attempt-1); err != nil {
-				return nil, fmt.Errorf("%w (last error: %v)", err, last)
+				return nil, withLast(err, last)
 			}
 		}
 		found, err := c.findCoordinatorsOnce(ctx, keyType, todo)
@@ -705,7 +705,7 @@ func (c *Client) groupRounds(ctx context.Context, groups []string,
 		final := attempt+1 >= adminMaxAttempts
 		if attempt > 0 {
 			if err := c.backoff.Sleep(ctx, attempt-1); err != nil {
-				return nil, fmt.Errorf("%w (last error: %v)", err, last)
+				return nil, withLast(err, last)
 			}
 		}
 		found, err := c.findCoordinatorsOnce(ctx, CoordinatorGroup, todo)

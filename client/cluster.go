@@ -204,7 +204,7 @@ func (c *Client) RefreshMetadata(ctx context.Context, topics []string) (*Metadat
 			return nil, last
 		}
 		if err := c.backoff.Sleep(ctx, attempt); err != nil {
-			return nil, fmt.Errorf("%w (last error: %w)", err, last)
+			return nil, withLast(err, last)
 		}
 	}
 }
@@ -345,6 +345,16 @@ func (m *Metadata) leader(topic string, partition int32) (PartitionMetadata, err
 		return PartitionMetadata{}, fmt.Errorf("client: %s/%d has no leader: %w", topic, partition, protocol.ErrLeaderNotAvailable)
 	}
 	return p, nil
+}
+
+// withLast returns err (a context error ending a retry loop) wrapping the
+// last error of the retries too, so that callers can still tell what
+// went wrong, and whether it was retriable.
+func withLast(err, last error) error {
+	if last == nil {
+		return err
+	}
+	return fmt.Errorf("%w (last error: %w)", err, last)
 }
 
 // IsRetriable reports whether an error may go away on retry: a retriable
