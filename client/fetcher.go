@@ -676,7 +676,7 @@ func (ls *loopState) requestBody(f *Fetcher, batch []*partState, v int16, m *Met
 	}
 	if !same {
 		var err error
-		if ls.req, err = f.request(batch, v, m).AppendTo(ls.req[:0], v); err != nil {
+		if ls.req, err = f.request(batch, m).AppendTo(ls.req[:0], v); err != nil {
 			return nil, err
 		}
 		if ls.rview, err = ls.rd.Decode(api.Fetch.Request, v, ls.req); err != nil {
@@ -717,7 +717,7 @@ var fetchReq = func() (h struct{ topics, partitions, offset, epoch protocol.Hand
 }()
 
 // request builds the Fetch request for a batch of partitions.
-func (f *Fetcher) request(batch []*partState, v int16, m *Metadata) *protocol.Record {
+func (f *Fetcher) request(batch []*partState, m *Metadata) *protocol.Record {
 	s := api.Fetch.Request
 	req := protocol.NewRecord(s).
 		SetName("MaxWaitMs", int32(f.cfg.MaxWait/time.Millisecond)).
@@ -742,7 +742,6 @@ func (f *Fetcher) request(batch []*partState, v int16, m *Metadata) *protocol.Re
 			SetName("FetchOffset", p.offset).
 			SetName("PartitionMaxBytes", f.cfg.PartitionMaxBytes)
 	}
-	_ = v
 	return req
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/ktape/ktape/client"
 	"github.com/ktape/ktape/internal/kfaketest"
 	"github.com/ktape/ktape/producer"
-	"github.com/ktape/ktape/protocol"
 	"github.com/ktape/ktape/record"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -145,7 +144,6 @@ func TestReviewDoneBeforeWriteFinished(t *testing.T) {
 				sz += len(pp.Records)
 			}
 		}
-		// (trace removed)
 		if i == 1 {
 			<-release
 			return errResp(req, 87), nil, true // INVALID_RECORD: not retriable
@@ -186,7 +184,6 @@ func TestReviewDoneBeforeWriteFinished(t *testing.T) {
 	var doneAt atomic.Bool
 	if err := p.SendBatch(context.Background(), tp, big, func(_ int64, err error) {
 		doneAt.Store(true)
-		// (trace removed)
 		// The buffer is "the caller's again": reuse it.
 		copy(big[len(big)-1<<20:], bytes.Repeat([]byte{'Z'}, 1<<20)) // the tail: not yet on the wire
 		wg.Done()
@@ -194,7 +191,6 @@ func TestReviewDoneBeforeWriteFinished(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	// (trace removed)
 	close(release)
 	wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -205,5 +201,4 @@ func TestReviewDoneBeforeWriteFinished(t *testing.T) {
 	if sawMutated.Load() {
 		t.Error("the broker received batch bytes the caller rewrote after done ran")
 	}
-	_ = protocol.ErrorForCode
 }

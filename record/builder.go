@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+
+	"github.com/ktape/ktape/protocol"
 )
 
 // Header is a record header. A nil Value is a null value.
@@ -90,8 +92,8 @@ func (b *Builder) AppendAt(offsetDelta int32, timestamp int64, key, value []byte
 	}
 	b.maxTS = max(b.maxTS, timestamp)
 	tsDelta := timestamp - b.baseTS
-	size := 1 + varintLen(tsDelta) + varintLen(int64(offsetDelta)) +
-		bytesLen(key) + bytesLen(value) + varintLen(int64(len(headers)))
+	size := 1 + protocol.VarintLen(tsDelta) + protocol.VarintLen(int64(offsetDelta)) +
+		bytesLen(key) + bytesLen(value) + protocol.VarintLen(int64(len(headers)))
 	for i := range headers {
 		size += bytesLen(headers[i].Key) + bytesLen(headers[i].Value)
 	}
@@ -100,13 +102,13 @@ func (b *Builder) AppendAt(offsetDelta int32, timestamp int64, key, value []byte
 		out = &b.recs
 	}
 	w := *out
-	w = appendVarint(w, int64(size))
+	w = protocol.AppendVarint(w, int64(size))
 	w = append(w, 0) // attributes
-	w = appendVarint(w, tsDelta)
-	w = appendVarint(w, int64(offsetDelta))
+	w = protocol.AppendVarint(w, tsDelta)
+	w = protocol.AppendVarint(w, int64(offsetDelta))
 	w = appendBytes(w, key)
 	w = appendBytes(w, value)
-	w = appendVarint(w, int64(len(headers)))
+	w = protocol.AppendVarint(w, int64(len(headers)))
 	for i := range headers {
 		w = appendBytes(w, headers[i].Key)
 		w = appendBytes(w, headers[i].Value)
@@ -180,37 +182,18 @@ func AppendControl(dst []byte, offset int64, producerID int64, producerEpoch int
 	return out
 }
 
-func varintLen(v int64) int {
-	u := uint64(v<<1) ^ uint64(v>>63)
-	n := 1
-	for u >= 0x80 {
-		u >>= 7
-		n++
-	}
-	return n
-}
-
-func appendVarint(dst []byte, v int64) []byte {
-	u := uint64(v<<1) ^ uint64(v>>63)
-	for u >= 0x80 {
-		dst = append(dst, byte(u)|0x80)
-		u >>= 7
-	}
-	return append(dst, byte(u))
-}
-
 // bytesLen is the encoded size of a varint-length-prefixed byte string
 // (-1 for nil).
 func bytesLen(b []byte) int {
 	if b == nil {
 		return 1
 	}
-	return varintLen(int64(len(b))) + len(b)
+	return protocol.VarintLen(int64(len(b))) + len(b)
 }
 
 func appendBytes(dst, b []byte) []byte {
 	if b == nil {
-		return appendVarint(dst, -1)
+		return protocol.AppendVarint(dst, -1)
 	}
-	return append(appendVarint(dst, int64(len(b))), b...)
+	return append(protocol.AppendVarint(dst, int64(len(b))), b...)
 }

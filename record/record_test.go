@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"testing"
 
+	"github.com/ktape/ktape/protocol"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -137,7 +138,7 @@ func TestBatchesReadByKmsg(t *testing.T) {
 			if int(kr.OffsetDelta) != i || kb.FirstTimestamp+kr.TimestampDelta64 != w.ts || !sameBytes(kr.Key, w.key) || !sameBytes(kr.Value, w.value) || len(kr.Headers) != len(w.headers) {
 				t.Fatalf("record %d: kmsg %+v, want %+v", i, kr, w)
 			}
-			data = data[kr.Length+int32(varintLen(int64(kr.Length))):]
+			data = data[kr.Length+int32(protocol.VarintLen(int64(kr.Length))):]
 		}
 	}
 }
