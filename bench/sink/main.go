@@ -1,0 +1,102 @@
+// Command sink is a fake Kafka broker for producer benchmarks: it accepts
+// everything a producer sends, counts it, and throws the record bytes away,
+// answering at once so that the client, not the broker, is what a benchmark
+// measures.
+//
+// It is built only on ktape's own protocol layer (packages protocol,
+// protocol/api and record) and serves, on one connection goroutine per
+// client with pipelined requests answered in order:
+//
+//   - ApiVersions: the versions ktape declares for the APIs below. A
+//     client that sends a newer ApiVersions than ktape knows gets
+//     UNSUPPORTED_VERSION at v0 with the ranges, as real brokers answer,
+//     and retries at a version both know.
+//   - Metadata: every requested topic exists with -partitions partitions,
+//     all led by this broker (node 1); topic ids are derived from the
+//     name, so they are stable. An all-topics request lists the topics
+//     seen so far.
+//   - InitProducerId: increasing producer ids, epoch 0.
+//   - Produce: each partition's record set is walked batch by batch
+//     (headers only: NumRecords is counted, records are not parsed) and
+//     answered with error 0 and a base offset taken from a per-partition
+//     counter advanced by the record count. With acks=0 no response is
+//     sent. Legacy message sets (magic 0 and 1) are answered with
+//     CORRUPT_MESSAGE; Produce v3+ (Kafka 0.11) is advertised only.
+//
+// Any other request is logged as an error on stderr and its connection is
+// closed; so is a malformed frame.
+//
+// Usage:
+//
+//	sink [-addr 127.0.0.1:0] [-partitions 16] [-verify]
+//
+// On start it prints "listening on HOST:PORT" and then "ready" on stdout.
+// On SIGINT or SIGTERM it prints one JSON line of totals and exits 0:
+//
+//	{"records":N,"batches":B,"bytes":M,"requests":R,"corrupt":C}
+//
+// records and batches count what Produce requests carried; bytes is the
+// size of their record sets; requests counts every request answered (or,
+// for acks=0, accepted); corrupt counts batches with bad framing, and with
+// -verify also batches whose CRC-32C or header does not check out (they are
+// still acknowledged, so that a client does not retry them forever; a
+// benchmark must treat corrupt > 0 as a failure).
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
+	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
+	partitions := fs.Int("partitions", defaultPartitions, "partitions of every topic")
+	verify := fs.Bool("verify", false, "CRC-check every batch and count corrupt ones")
+	maxFrame := fs.Int("max-frame", defaultMaxFrame, "largest request accepted, in bytes")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	cfg := config{Partitions: *partitions, Verify: *verify, MaxFrame: *maxFrame, Log: log}
+	if err := cfg.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "sink:", err)
+		return 2
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sink: listen on %s: %v\n", *addr, err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+
+	s := newSink(cfg)
+	done := make(chan error, 1)
+	go func() { done <- s.serve(ln) }()
+	fmt.Printf("listening on %s\nready\n", ln.Addr())
+
+	code := 0
+	select {
+	case <-sigs:
+	case err := <-done:
+		log.Error("accept loop ended", "err", err)
+		code = 1
+	}
+	s.close()
+	out, err := json.Marshal(s.totals())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sink: encode totals:", err)
+		return 1
+	}
+	fmt.Printf("%s\n", out)
+	return code
+}
