@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ktape/ktape/client"
@@ -68,6 +69,23 @@ type Config struct {
 	// SendBatch waits (or fails, see SendBatch) beyond it. Default 64 MiB.
 	MaxBufferedBytes int64
 	Backoff          client.Backoff
+
+	// The record-append path (Append):
+
+	// BatchSize is the size of each batch buffer, header included; a
+	// record must fit in one. Default 1,000,000 bytes, under the broker's
+	// default message.max.bytes.
+	BatchSize int
+	// Linger is how long a batch waits for more records before it is
+	// sent; default 5 ms, at most 8 s (timestamp deltas are two bytes).
+	Linger time.Duration
+	// LingerSet must be true for Linger 0 to mean 0 (send at once).
+	LingerSet bool
+	// Compression is the codec appended batches are compressed with.
+	Compression record.Codec
+	// OnError, if set, is called for each appended batch that fails, on
+	// the delivery goroutine; it must not block.
+	OnError func(tp client.TopicPartition, err error)
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -94,6 +112,26 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBufferedBytes <= 0 {
 		c.MaxBufferedBytes = 64 << 20
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 1_000_000
+	}
+	if c.BatchSize < 1024 || c.BatchSize > 64<<20 {
+		return c, fmt.Errorf("producer: batch size %d: must be 1 KiB to 64 MiB", c.BatchSize)
+	}
+	if int64(c.BatchSize)*2 > c.MaxBufferedBytes {
+		return c, fmt.Errorf("producer: max buffered bytes %d must hold at least two batches of %d", c.MaxBufferedBytes, c.BatchSize)
+	}
+	if c.Linger == 0 && !c.LingerSet {
+		c.Linger = 5 * time.Millisecond
+	}
+	if c.Linger < 0 || c.Linger > 8*time.Second {
+		return c, fmt.Errorf("producer: linger %s: must be 0 to 8s", c.Linger)
+	}
+	switch c.Compression {
+	case record.None, record.Gzip, record.Snappy, record.LZ4, record.Zstd:
+	default:
+		return c, fmt.Errorf("producer: unknown compression codec %d", c.Compression)
 	}
 	return c, nil
 }
@@ -125,6 +163,19 @@ type Producer struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+
+	// The record-append path (appender.go).
+	shut      atomic.Bool
+	topicsMu  sync.Mutex // serializes addTopic
+	topics    atomic.Pointer[map[string]*topicAppender]
+	appenders atomic.Pointer[[]*partAppender]
+	clock     atomic.Int64 // wall clock in ms, kept by the sealer
+	lingerMs  int64
+	sealWake  chan struct{}
+	flushing  atomic.Int32
+	space     notifier // a batch buffer was freed
+	resolvedN notifier // a generation was resolved
+	slabs     slabs
 }
 
 type partition struct {
@@ -158,15 +209,22 @@ func New(ctx context.Context, c *client.Client, cfg Config) (*Producer, error) {
 	}
 	p := &Producer{c: c, cfg: cfg, pid: -1, epoch: -1, parts: map[client.TopicPartition]*partition{}, loops: map[int32]bool{}}
 	p.cond = sync.NewCond(&p.mu)
+	p.topics.Store(&map[string]*topicAppender{})
+	p.appenders.Store(&[]*partAppender{})
+	p.clock.Store(time.Now().UnixMilli())
+	p.lingerMs = cfg.Linger.Milliseconds()
+	p.sealWake = make(chan struct{}, 1)
+	p.slabs = slabs{max: int(cfg.MaxBufferedBytes / int64(cfg.BatchSize)), size: cfg.BatchSize}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if !cfg.NotIdempotent {
 		if p.pid, p.epoch, err = initProducerID(ctx, c, cfg.Backoff); err != nil {
 			return nil, err
 		}
 	}
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go p.supervise()
 	go p.deliver()
+	go p.sealer()
 	return p, nil
 }
 
@@ -277,11 +335,24 @@ func (p *Producer) SendBatch(ctx context.Context, tp client.TopicPartition, batc
 	if p.closed {
 		return errors.New("producer: closed")
 	}
+	p.enqueueLocked(p.partitionLocked(tp), batch, done)
+	return nil
+}
+
+// partitionLocked returns tp's send queue, creating it. Caller holds p.mu.
+func (p *Producer) partitionLocked(tp client.TopicPartition) *partition {
 	part := p.parts[tp]
 	if part == nil {
 		part = &partition{tp: tp, leader: -1}
 		p.parts[tp] = part
 	}
+	return part
+}
+
+// enqueueLocked queues a batch for sending: its header gets base offset 0,
+// leader epoch -1 and, with idempotence, the producer id, epoch and the
+// partition's next sequence. Caller holds p.mu.
+func (p *Producer) enqueueLocked(part *partition, batch record.Batch, done Done) {
 	pd := &pending{batch: batch, done: done, deadline: time.Now().Add(p.cfg.DeliveryTimeout)}
 	batch.SetBaseOffset(0)
 	batch.SetPartitionLeaderEpoch(-1)
@@ -294,14 +365,17 @@ func (p *Producer) SendBatch(ctx context.Context, tp client.TopicPartition, batc
 		batch.SetProducer(record.ProducerState{ProducerID: p.pid, ProducerEpoch: p.epoch, BaseSequence: pd.seq})
 	}
 	part.queue = append(part.queue, pd)
-	p.buffered += size
+	p.buffered += int64(len(batch))
 	p.cond.Broadcast()
-	return nil
 }
 
-// Flush waits until every batch handed over so far is acknowledged or
-// failed.
+// Flush sends every record appended so far at once, without waiting for
+// the linger, and waits until it and every batch handed over so far are
+// acknowledged or failed.
 func (p *Producer) Flush(ctx context.Context) error {
+	if err := p.flushAppends(ctx); err != nil {
+		return err
+	}
 	stop := context.AfterFunc(ctx, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
 	defer stop()
 	p.mu.Lock()
@@ -315,8 +389,11 @@ func (p *Producer) Flush(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the producer; batches not yet acknowledged fail.
+// Close stops the producer; batches and records not yet acknowledged fail
+// (call Flush first to deliver them).
 func (p *Producer) Close() {
+	p.shut.Store(true)
+	p.space.notify()
 	p.mu.Lock()
 	p.closed = true
 	p.cond.Broadcast()
@@ -328,7 +405,7 @@ func (p *Producer) Close() {
 		for _, pd := range part.queue {
 			pd.writing = false // every writer has stopped
 		}
-		p.failLocked(part, errors.New("producer: closed before the batch was acknowledged"))
+		p.failLocked(part, errNotAcked)
 	}
 	cbs := p.callbacks
 	p.callbacks = nil
@@ -336,7 +413,10 @@ func (p *Producer) Close() {
 	for _, cb := range cbs {
 		cb()
 	}
+	p.closeAppends()
 }
+
+var errNotAcked = fmt.Errorf("%w before the batch was acknowledged", ErrClosed)
 
 // supervise looks up leaders and starts one sender loop per leader.
 func (p *Producer) supervise() {
