@@ -21,16 +21,21 @@ const (
 	apiVersionsFallbackVer int16 = 0
 )
 
-// served lists the APIs the sink answers and the versions it advertises:
-// every version ktape declares, except Produce below v3.
-var served = []struct {
+// advertised lists the APIs and versions ApiVersions announces: every
+// version ktape declares, except Produce below v3. Fetch is announced but
+// not served: librdkafka enables record batches v2 (its MsgVer2 feature)
+// only if the broker supports Produce v3 and Fetch v4, and otherwise sends
+// legacy message sets; it never fetches as a producer.
+var advertised = []struct {
 	api      *protocol.API
 	min, max int16
+	serve    bool
 }{
-	{api.Produce, minProduceVersion, api.Produce.MaxVersion},
-	{api.Metadata, api.Metadata.MinVersion, api.Metadata.MaxVersion},
-	{api.ApiVersions, api.ApiVersions.MinVersion, api.ApiVersions.MaxVersion},
-	{api.InitProducerId, api.InitProducerId.MinVersion, api.InitProducerId.MaxVersion},
+	{api.Produce, minProduceVersion, api.Produce.MaxVersion, true},
+	{api.Fetch, api.Fetch.MinVersion, api.Fetch.MaxVersion, false},
+	{api.Metadata, api.Metadata.MinVersion, api.Metadata.MaxVersion, true},
+	{api.ApiVersions, api.ApiVersions.MinVersion, api.ApiVersions.MaxVersion, true},
+	{api.InitProducerId, api.InitProducerId.MinVersion, api.InitProducerId.MaxVersion, true},
 }
 
 // Field handles, resolved once from the declarations.
@@ -129,9 +134,9 @@ func (s *sink) dispatch(c *conn, frame, dst []byte) ([]byte, error) {
 }
 
 func isServed(key, ver int16) bool {
-	for _, e := range served {
+	for _, e := range advertised {
 		if e.api.Key == key {
-			return ver >= e.min && ver <= e.max
+			return e.serve && ver >= e.min && ver <= e.max
 		}
 	}
 	return false
@@ -140,7 +145,7 @@ func isServed(key, ver int16) bool {
 func appendAPIVersions(dst []byte, ver int16, corr int32, code int16) ([]byte, error) {
 	r := protocol.NewRecord(api.ApiVersions.Response)
 	r.Set(h.avErr, code)
-	for _, e := range served {
+	for _, e := range advertised {
 		k := r.Append(h.avKeys)
 		k.Set(h.avKey, e.api.Key).Set(h.avMin, e.min).Set(h.avMax, e.max)
 	}

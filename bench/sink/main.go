@@ -7,7 +7,9 @@
 // protocol/api and record) and serves, on one connection goroutine per
 // client with pipelined requests answered in order:
 //
-//   - ApiVersions: the versions ktape declares for the APIs below. A
+//   - ApiVersions: the versions ktape declares for the APIs below, and
+//     for Fetch, which librdkafka needs to see before it sends record
+//     batches v2 (Fetch itself is not served). A
 //     client that sends a newer ApiVersions than ktape knows gets
 //     UNSUPPORTED_VERSION at v0 with the ranges, as real brokers answer,
 //     and retries at a version both know.
@@ -28,7 +30,10 @@
 //
 // Usage:
 //
-//	sink [-addr 127.0.0.1:0] [-partitions 16] [-verify]
+//	sink [-addr 127.0.0.1:0] [-partitions 16] [-topics a,b] [-verify]
+//
+// -topics names topics that exist from the start, for clients that ask for
+// all topics before naming any.
 //
 // On start it prints "listening on HOST:PORT" and then "ready" on stdout.
 // On SIGINT or SIGTERM it prints one JSON line of totals and exits 0:
@@ -51,6 +56,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -61,6 +67,7 @@ func run(args []string) int {
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
 	partitions := fs.Int("partitions", defaultPartitions, "partitions of every topic")
 	verify := fs.Bool("verify", false, "CRC-check every batch and count corrupt ones")
+	topics := fs.String("topics", "", "topics that exist from the start, comma-separated")
 	maxFrame := fs.Int("max-frame", defaultMaxFrame, "largest request accepted, in bytes")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -80,6 +87,11 @@ func run(args []string) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 
 	s := newSink(cfg)
+	for _, t := range strings.Split(*topics, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			s.topics.byNameOrCreate([]byte(t))
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.serve(ln) }()
 	fmt.Printf("listening on %s\nready\n", ln.Addr())
