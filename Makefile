@@ -3,7 +3,7 @@
 GO       ?= go
 FUZZTIME ?= 30s
 
-.PHONY: build test bench fuzz vet fmt-check demo clean
+.PHONY: build test bench bench-produce fuzz vet fmt-check demo clean
 
 ## build: compile the ktape binary into bin/ktape
 build:
@@ -16,6 +16,10 @@ test:
 ## bench: all benchmarks, no tests
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## bench-produce: producer clients (ktape and peers) against a fake broker, JSON lines (ARGS='-impl kgo -value-bytes 100')
+bench-produce:
+	$(GO) run ./bench/produce $(ARGS)
 
 ## fuzz: each fuzz target in turn, for FUZZTIME each (make fuzz FUZZTIME=5m)
 fuzz:
