@@ -396,3 +396,32 @@ import os; os._exit(0)
 		}
 	}
 }
+
+// A broker that lost the producer's state (UNKNOWN_PRODUCER_ID) or sees a
+// sequence gap (OUT_OF_ORDER_SEQUENCE_NUMBER) refuses the batch; the
+// partition starts over under a new producer id and nothing is lost,
+// duplicated or reordered.
+func TestAppendStartsOverAfterLostProducerState(t *testing.T) {
+	for _, code := range []int16{protocol.ErrUnknownProducerID.Code, protocol.ErrOutOfOrderSequence.Code} {
+		t.Run(protocol.ErrorForCode(code).Error(), func(t *testing.T) {
+			c := kfaketest.Start(t, kfaketest.Brokers(1), kfaketest.Topics(2, "t"))
+			k := c.Kfake()
+			var n atomic.Int32
+			k.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				k.KeepControl()
+				if n.Add(1)%6 != 4 {
+					return nil, nil, false
+				}
+				return errResp(req, code), nil, true
+			})
+			p, _ := newProducer(t, c, producer.Config{BatchSize: 4 << 10})
+			from := time.Now()
+			appendMany(t, p, "t", 2, 2000, 2)
+			k.DropControl()
+			checkReadBack(t, c.ConsumeAll(t, "t"), 2, 2000, 2, from, time.Now())
+			if r := p.Stats().ProducerIDResets; r == 0 {
+				t.Fatalf("no producer id reset after %d requests", n.Load())
+			}
+		})
+	}
+}

@@ -159,6 +159,7 @@ type Producer struct {
 	// Callbacks run in order on their own goroutine, never under mu, so
 	// that a Done may call SendBatch or Flush.
 	callbacks []func()
+	resets    int // partitions started over under a new producer id
 	cbIdle    bool
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -188,6 +189,13 @@ type partition struct {
 	nextSeq     int32
 	draining    bool // a batch failed: resend from queue[0] once sent == 0
 	needRefresh bool
+	// The producer id and epoch this partition's batches carry. A
+	// partition whose sequence state the broker no longer shares (an
+	// unknown producer id, a sequence gap after a batch of unknown outcome
+	// failed) starts over under a new producer id: needPID until then.
+	pid      int64
+	pidEpoch int16
+	needPID  bool
 }
 
 type pending struct {
@@ -343,7 +351,7 @@ func (p *Producer) SendBatch(ctx context.Context, tp client.TopicPartition, batc
 func (p *Producer) partitionLocked(tp client.TopicPartition) *partition {
 	part := p.parts[tp]
 	if part == nil {
-		part = &partition{tp: tp, leader: -1}
+		part = &partition{tp: tp, leader: -1, pid: p.pid, pidEpoch: p.epoch}
 		p.parts[tp] = part
 	}
 	return part
@@ -362,7 +370,7 @@ func (p *Producer) enqueueLocked(part *partition, batch record.Batch, done Done)
 		if part.nextSeq < 0 {
 			part.nextSeq &= 0x7fffffff // ...and Kafka's sequences wrap to 0
 		}
-		batch.SetProducer(record.ProducerState{ProducerID: p.pid, ProducerEpoch: p.epoch, BaseSequence: pd.seq})
+		batch.SetProducer(record.ProducerState{ProducerID: part.pid, ProducerEpoch: part.pidEpoch, BaseSequence: pd.seq})
 	}
 	part.queue = append(part.queue, pd)
 	p.buffered += int64(len(batch))
@@ -424,12 +432,17 @@ func (p *Producer) supervise() {
 	var lastRefresh time.Time
 	for attempt := 0; ; {
 		p.mu.Lock()
-		for !p.closed && !p.needsLeaders() {
+		for !p.closed && !p.needsLeaders() && len(p.readyForPID()) == 0 {
 			p.cond.Wait()
 		}
 		if p.closed {
 			p.mu.Unlock()
 			return
+		}
+		if parts := p.readyForPID(); len(parts) > 0 {
+			p.mu.Unlock()
+			p.resetProducerIDs(parts)
+			continue
 		}
 		var topics []string
 		seen := map[string]bool{}
@@ -489,6 +502,52 @@ func (p *Producer) supervise() {
 				p.failLocked(part, fmt.Errorf("producer: %s: no leader within the delivery timeout", part.tp))
 			}
 		}
+		p.cond.Broadcast()
+		p.mu.Unlock()
+	}
+}
+
+// readyForPID lists the partitions waiting for a new producer id that have
+// nothing in flight. Caller holds p.mu.
+func (p *Producer) readyForPID() []*partition {
+	var out []*partition
+next:
+	for _, part := range p.parts {
+		if !part.needPID || part.sent > 0 || len(part.queue) == 0 {
+			continue
+		}
+		for _, pd := range part.queue {
+			if pd.writing {
+				continue next
+			}
+		}
+		out = append(out, part)
+	}
+	return out
+}
+
+// resetProducerIDs gives each partition a new producer id and renumbers
+// its queued batches from sequence 0, in order. None of them was written:
+// the broker refused the first, and with it every later one.
+func (p *Producer) resetProducerIDs(parts []*partition) {
+	for _, part := range parts {
+		pid, epoch, err := initProducerID(p.ctx, p.c, p.cfg.Backoff)
+		p.mu.Lock()
+		if err != nil {
+			p.failLocked(part, fmt.Errorf("producer: %s: a new producer id after the broker lost this one's state: %w", part.tp, err))
+			p.mu.Unlock()
+			continue
+		}
+		part.pid, part.pidEpoch, part.nextSeq, part.needPID = pid, epoch, 0, false
+		for _, pd := range part.queue {
+			pd.seq = part.nextSeq
+			pd.batch.SetProducer(record.ProducerState{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: pd.seq})
+			part.nextSeq += pd.batch.NumRecords()
+			if part.nextSeq < 0 {
+				part.nextSeq &= 0x7fffffff
+			}
+		}
+		p.resets++
 		p.cond.Broadcast()
 		p.mu.Unlock()
 	}
@@ -625,6 +684,9 @@ func (p *Producer) take(id int32) ([]sendItem, bool) {
 				continue
 			}
 			led = true
+			if part.needPID {
+				continue
+			}
 			if !part.draining && part.next < len(part.queue) && part.sent < p.cfg.MaxInFlight {
 				pd := part.queue[part.next]
 				pd.inFlight, pd.writing = true, true
@@ -750,6 +812,13 @@ func (p *Producer) settle(items []sendItem, r *api.ProduceResponseView, reqErr e
 			if !errors.Is(err, protocol.ErrOutOfOrderSequence) {
 				part.needRefresh = true
 			}
+		case lostState(err) && !p.cfg.NotIdempotent && part.queue[0] == pd && now.Before(pd.deadline):
+			// The broker refused the head batch because it does not
+			// share this partition's sequence state (it forgot the
+			// producer id, or a batch whose outcome was unknown was
+			// failed): nothing from here on was written. Start over
+			// under a new producer id, same batches, same order.
+			part.draining, part.needPID = true, true
 		default:
 			if rejected(err) && part.queue[0] == pd && !p.cfg.NotIdempotent {
 				// The broker refused the head batch for good: it and
@@ -777,6 +846,13 @@ func retriable(err error, draining bool) bool {
 	return client.IsRetriable(err)
 }
 
+// lostState: errors after which the broker will accept this partition's
+// queued batches only under a new producer id.
+func lostState(err error) bool {
+	return errors.Is(err, protocol.ErrUnknownProducerID) || errors.Is(err, protocol.ErrOutOfOrderSequence) ||
+		errors.Is(err, protocol.ErrInvalidProducerEpoch)
+}
+
 // rejected: the broker answered with an error that refuses the batch for
 // good without touching the producer's sequence state. After a timeout or
 // a lost connection the outcome is unknown, and after a sequence or
@@ -802,4 +878,22 @@ func (p *Producer) ackLocked(part *partition, base int64) {
 	part.queue = part.queue[1:]
 	part.next-- // the head had been sent
 	p.finishLocked(pd, base, nil)
+}
+
+// Stats are counters for monitoring.
+type Stats struct {
+	// BufferedBytes is the size of the batches queued and not yet
+	// acknowledged.
+	BufferedBytes int64
+	// ProducerIDResets counts the times a partition started over under a
+	// new producer id because the broker no longer shared its sequence
+	// state (UNKNOWN_PRODUCER_ID, OUT_OF_ORDER_SEQUENCE_NUMBER).
+	ProducerIDResets int
+}
+
+// Stats returns the producer's counters.
+func (p *Producer) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Stats{BufferedBytes: p.buffered, ProducerIDResets: p.resets}
 }
