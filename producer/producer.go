@@ -196,6 +196,11 @@ type partition struct {
 	pid      int64
 	pidEpoch int16
 	needPID  bool
+	// confirmed: a batch under the current producer id was acknowledged.
+	// Until then only one batch is in flight: a broker that has no state
+	// for a producer id accepts its first batch whatever its sequence, so
+	// a lost first batch would let the second one in ahead of it.
+	confirmed bool
 }
 
 type pending struct {
@@ -538,7 +543,7 @@ func (p *Producer) resetProducerIDs(parts []*partition) {
 			p.mu.Unlock()
 			continue
 		}
-		part.pid, part.pidEpoch, part.nextSeq, part.needPID = pid, epoch, 0, false
+		part.pid, part.pidEpoch, part.nextSeq, part.needPID, part.confirmed = pid, epoch, 0, false, false
 		for _, pd := range part.queue {
 			pd.seq = part.nextSeq
 			pd.batch.SetProducer(record.ProducerState{ProducerID: pid, ProducerEpoch: epoch, BaseSequence: pd.seq})
@@ -687,7 +692,11 @@ func (p *Producer) take(id int32) ([]sendItem, bool) {
 			if part.needPID {
 				continue
 			}
-			if !part.draining && part.next < len(part.queue) && part.sent < p.cfg.MaxInFlight {
+			limit := p.cfg.MaxInFlight
+			if !part.confirmed && !p.cfg.NotIdempotent {
+				limit = 1
+			}
+			if !part.draining && part.next < len(part.queue) && part.sent < limit {
 				pd := part.queue[part.next]
 				pd.inFlight, pd.writing = true, true
 				items = append(items, sendItem{part, pd})
@@ -837,11 +846,14 @@ func (p *Producer) settle(items []sendItem, r *api.ProduceResponseView, reqErr e
 }
 
 // retriable: errors after which the same batch may be sent again. While a
-// partition drains, the OUT_OF_ORDER_SEQUENCE_NUMBER of the batches behind
-// the failed one is expected.
+// partition drains, the sequence errors of the batches behind the failed
+// one are expected.
 func retriable(err error, draining bool) bool {
+	if lostState(err) && draining {
+		return true // behind a batch that failed, these are expected
+	}
 	if errors.Is(err, protocol.ErrOutOfOrderSequence) {
-		return draining
+		return false
 	}
 	return client.IsRetriable(err)
 }
@@ -873,6 +885,7 @@ func rejected(err error) bool {
 }
 
 func (p *Producer) ackLocked(part *partition, base int64) {
+	part.confirmed = true
 	pd := part.queue[0]
 	part.queue[0] = nil
 	part.queue = part.queue[1:]
