@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -55,6 +56,7 @@ type slot struct {
 	sealed    atomic.Uint64 // sealedFlag | count<<countShift | end, once known
 	gen       atomic.Uint64 // the generation the slot holds
 	base      atomic.Int64  // base timestamp, ms
+	maxTs     atomic.Int64  // the greatest record timestamp, ms
 	state     atomic.Uint32
 	buf       []byte // published to claimers by the tail store that opens the slot
 	out       []byte // the compressed batch, when compressing
@@ -171,7 +173,10 @@ func (p *Producer) append(ctx context.Context, topic string, partition int32, ke
 	if p.shut.Load() {
 		return Ticket{}, ErrClosed
 	}
-	t := (*p.topics.Load())[topic]
+	t := p.firstTopic.Load()
+	if t == nil || t.name != topic {
+		t = (*p.topics.Load())[topic]
+	}
 	if t == nil {
 		var err error
 		if t, err = p.addTopic(ctx, topic); err != nil {
@@ -211,9 +216,13 @@ func (p *Producer) append(ctx context.Context, topic string, partition int32, ke
 				// Ours. The slot cannot be recycled before we commit, so
 				// its generation, base and buffer are those of our claim,
 				// even if it was reopened since we read active.
-				delta := ts - s.base.Load()
-				delta = min(max(delta, minFixedDelta), maxFixedDelta)
+				base := s.base.Load()
+				delta := min(max(ts-base, minFixedDelta), maxFixedDelta)
 				writeRecord(s.buf[off:off+size], body, delta, idx, key, value, headers)
+				// The batch's max timestamp: a CAS once per slot and
+				// clock tick, a load otherwise.
+				for cur := s.maxTs.Load(); base+delta > cur && !s.maxTs.CompareAndSwap(cur, base+delta); cur = s.maxTs.Load() {
+				}
 				s.committed.Add(int64(size))
 				return Ticket{pa: pa, gen: s.gen.Load()}, nil
 			}
@@ -270,6 +279,7 @@ func (pa *partAppender) rotate(gen uint64) error {
 			next.committed.Store(0)
 			next.sealed.Store(0)
 			next.base.Store(p.clock.Load())
+			next.maxTs.Store(math.MinInt64)
 			next.gen.Store(gen + 1)
 			next.tail.Store(batchHeaderLen) // publishes the fields above
 			next.state.Store(slotOpen)
@@ -362,6 +372,7 @@ func (p *Producer) addTopic(ctx context.Context, topic string) (*topicAppender, 
 	}
 	topics[topic] = t
 	p.topics.Store(&topics)
+	p.firstTopic.CompareAndSwap(nil, t) // most producers write one topic: skip the map
 	all := append(append([]*partAppender(nil), *p.appenders.Load()...), t.parts...)
 	p.appenders.Store(&all)
 	return t, nil
@@ -431,13 +442,6 @@ func (pa *partAppender) handOff(z *record.Compressor) (waiting bool) {
 func (p *Producer) finishBatch(s *slot, count int32, end int, z *record.Compressor) (record.Batch, error) {
 	b := s.buf[:end]
 	base := s.base.Load()
-	maxDelta := int64(minFixedDelta)
-	for pos := batchHeaderLen; pos < end; {
-		l, n := protocol.ParseVarint(b[pos:])
-		v, _ := protocol.ParseVarint(b[pos+n+1 : pos+n+3])
-		maxDelta = max(maxDelta, v)
-		pos += n + int(l)
-	}
 	h := b[:batchHeaderLen]
 	binary.BigEndian.PutUint64(h[0:], 0)
 	binary.BigEndian.PutUint32(h[12:], 0xffffffff) // leader epoch -1
@@ -445,7 +449,7 @@ func (p *Producer) finishBatch(s *slot, count int32, end int, z *record.Compress
 	binary.BigEndian.PutUint16(h[21:], uint16(p.cfg.Compression))
 	binary.BigEndian.PutUint32(h[23:], uint32(count-1))
 	binary.BigEndian.PutUint64(h[27:], uint64(base))
-	binary.BigEndian.PutUint64(h[35:], uint64(base+maxDelta))
+	binary.BigEndian.PutUint64(h[35:], uint64(s.maxTs.Load()))
 	binary.BigEndian.PutUint64(h[43:], uint64(p.pid))
 	binary.BigEndian.PutUint16(h[51:], uint16(p.epoch))
 	binary.BigEndian.PutUint32(h[53:], 0xffffffff) // sequence: set when queued

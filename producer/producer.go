@@ -166,17 +166,18 @@ type Producer struct {
 	wg        sync.WaitGroup
 
 	// The record-append path (appender.go).
-	shut      atomic.Bool
-	topicsMu  sync.Mutex // serializes addTopic
-	topics    atomic.Pointer[map[string]*topicAppender]
-	appenders atomic.Pointer[[]*partAppender]
-	clock     atomic.Int64 // wall clock in ms, kept by the sealer
-	lingerMs  int64
-	sealWake  chan struct{}
-	flushing  atomic.Int32
-	space     notifier // a batch buffer was freed
-	resolvedN notifier // a generation was resolved
-	slabs     slabs
+	shut       atomic.Bool
+	topicsMu   sync.Mutex // serializes addTopic
+	topics     atomic.Pointer[map[string]*topicAppender]
+	firstTopic atomic.Pointer[topicAppender]
+	appenders  atomic.Pointer[[]*partAppender]
+	clock      atomic.Int64 // wall clock in ms, kept by the sealer
+	lingerMs   int64
+	sealWake   chan struct{}
+	flushing   atomic.Int32
+	space      notifier // a batch buffer was freed
+	resolvedN  notifier // a generation was resolved
+	slabs      slabs
 }
 
 type partition struct {
