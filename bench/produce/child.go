@@ -7,7 +7,9 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -130,6 +132,17 @@ func runChild(o *options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile() // also stopped right after the flush
+	}
 	start := time.Now()
 	if o.duration > 0 {
 		t := time.AfterFunc(o.duration, func() { stop.Store(true) })
@@ -146,6 +159,7 @@ func runChild(o *options, stdout io.Writer) error {
 	wg.Wait()
 	flushErr := p.Flush(ctx)
 	elapsed := time.Since(start)
+	pprof.StopCPUProfile()
 	cpu1, err := cpuTime()
 	if err != nil {
 		return err

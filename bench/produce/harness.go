@@ -152,6 +152,9 @@ func (h *harness) runOne(impl string, vb, g, p int, c string) result {
 		"-partitions", strconv.Itoa(p), "-compression", c, "-acks", h.opts.acks,
 		"-records", strconv.FormatInt(h.opts.records, 10), "-duration", h.opts.duration.String(),
 		"-timeout", h.opts.timeout.String(), "-topic", h.opts.topic}
+	if h.opts.cpuprofile != "" {
+		args = append(args, "-cpuprofile", filepath.Join(h.opts.cpuprofile, fmt.Sprintf("%s-%dB-%dg-%dp-%s.prof", impl, vb, g, p, c)))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.timeout+30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, h.childBin[impl], args...)

@@ -19,6 +19,8 @@
 //	-sink-bin     a prebuilt bench/sink binary (default: go build it)
 //	-verify       have the sink CRC-check every batch
 //	-timeout      limit for one run (default 5m)
+//	-cpuprofile   write each run's CPU profile (timed region only) into
+//	              this directory, one file per impl and configuration
 //
 // Every combination of the list flags is one configuration, run for each
 // impl in turn; each run prints one JSON line on stdout (progress goes to
@@ -110,6 +112,7 @@ type options struct {
 	sinkBin     string
 	verify      bool
 	timeout     time.Duration
+	cpuprofile  string // harness: a directory; child: a file
 
 	// Child mode: one configuration (single values above), against
 	// brokers.
@@ -136,6 +139,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.sinkBin, "sink-bin", "", "prebuilt bench/sink binary (default: go build it)")
 	fs.BoolVar(&o.verify, "verify", false, "have the sink CRC-check every batch")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "limit for one run")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write each run's CPU profile of its timed region into this directory")
 	fs.BoolVar(&o.child, "child", false, "run one measurement (used by the harness)")
 	fs.StringVar(&o.brokers, "brokers", "", "broker address (child)")
 	fs.StringVar(&o.topic, "topic", "bench", "topic (child)")

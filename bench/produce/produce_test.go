@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 // sink process and a child process per run, and prints one line per impl.
 func TestHarnessEndToEnd(t *testing.T) {
 	const records = 20_000
-	impls := []string{"kgo", "sarama", "kafkago"}
+	impls := []string{"ktape", "kgo", "sarama", "kafkago"}
 	var stdout, stderr bytes.Buffer
 	args := []string{"-impl", strings.Join(impls, ","), "-records", "20000", "-value-bytes", "100",
 		"-goroutines", "1", "-partitions", "2", "-compression", "none", "-timeout", "60s", "-verify"}
