@@ -455,7 +455,7 @@ func (p *Producer) finishBatch(s *slot, count int32, end int, z *record.Compress
 	binary.BigEndian.PutUint32(h[53:], 0xffffffff) // sequence: set when queued
 	binary.BigEndian.PutUint32(h[57:], uint32(count))
 	if p.cfg.Compression != record.None {
-		out, err := z.Compress(append(s.out[:0], h...), p.cfg.Compression, b[batchHeaderLen:])
+		out, err := z.Compress(append(p.outs.get(), h...), p.cfg.Compression, b[batchHeaderLen:])
 		if err != nil {
 			return nil, fmt.Errorf("producer: compress a batch: %w", err)
 		}
@@ -487,7 +487,8 @@ func (pa *partAppender) resolve(gen uint64, s *slot, err error) {
 		}
 	}
 	p.slabs.put(s.buf)
-	s.buf = nil
+	p.outs.put(s.out)
+	s.buf, s.out = nil, nil
 	s.state.Store(slotFree)
 	pa.resolved.Store(gen)
 	p.space.notify()
@@ -590,6 +591,37 @@ func (s *slabs) put(b []byte) {
 	s.mu.Lock()
 	s.free = append(s.free, b)
 	s.mu.Unlock()
+}
+
+// outs recycles the buffers compressed batches are written to. One is in
+// use per compressed batch not yet acknowledged, so they are bounded by
+// the slabs; the free list keeps at most as many as there are slabs.
+type outs struct {
+	mu   sync.Mutex
+	free [][]byte
+	max  int
+}
+
+func (o *outs) get() []byte {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if n := len(o.free); n > 0 {
+		b := o.free[n-1]
+		o.free = o.free[:n-1]
+		return b[:0]
+	}
+	return nil
+}
+
+func (o *outs) put(b []byte) {
+	if b == nil {
+		return
+	}
+	o.mu.Lock()
+	if len(o.free) < o.max {
+		o.free = append(o.free, b)
+	}
+	o.mu.Unlock()
 }
 
 // flushAppends seals every partition's batch and waits until everything

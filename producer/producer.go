@@ -1,12 +1,14 @@
-// Package producer sends record batches to Kafka: idempotent by default,
-// ordered per partition, with byte-identical retries.
+// Package producer sends records to Kafka: idempotent by default, ordered
+// per partition, with byte-identical retries. It has two entry points
+// feeding one sender:
 //
-// This file is the sender and the batch-send entry point: a caller hands
-// over a complete, already-encoded v2 batch (any codec); the producer
-// rewrites its header in place (producer id, epoch, base sequence; base
-// offset 0) and sends the bytes untouched, from the caller's memory, with
-// writev. The record-append entry point builds batches in per-partition
-// buffers and feeds the same sender.
+//   - Append copies a record into its partition's current batch, in its
+//     final wire layout, claiming the space with one atomic add: no lock,
+//     channel, allocation or clock read per record (appender.go).
+//   - SendBatch takes a complete, already-encoded v2 batch (any codec),
+//     rewrites its header in place (producer id, epoch, base sequence; base
+//     offset 0) and sends the bytes untouched, from the caller's memory,
+//     with writev: what a restore needs.
 //
 // # Algorithm
 //
@@ -26,12 +28,20 @@
 // producer and partition) and acknowledges it again without writing it
 // twice. Nothing is lost, duplicated or reordered.
 //
+// When the broker no longer shares a partition's sequence state (it forgot
+// the producer id, or a batch whose outcome was unknown was failed and left
+// a gap), the partition starts over under a new producer id: its queued
+// batches, none of which was written, are renumbered from sequence 0 and
+// sent in the same order. Until the first acknowledgement under a producer
+// id, a partition has one batch in flight: a broker accepts any sequence
+// from a producer id it has no state for, so a lost first batch would let
+// the second in ahead of it.
+//
 // # Limits
 //
-// Non-retriable errors (a batch too large, an unknown producer id after the
-// broker dropped its state, a sequence gap) fail every pending batch of the
-// partition; the producer does not yet bump its epoch to continue. There
-// are no transactions.
+// Other non-retriable errors (a batch too large, authorization) fail every
+// pending batch of the partition, and the partition continues with the
+// next. There are no transactions.
 package producer
 
 import (
@@ -178,6 +188,7 @@ type Producer struct {
 	space      notifier // a batch buffer was freed
 	resolvedN  notifier // a generation was resolved
 	slabs      slabs
+	outs       outs
 }
 
 type partition struct {
@@ -229,6 +240,7 @@ func New(ctx context.Context, c *client.Client, cfg Config) (*Producer, error) {
 	p.lingerMs = cfg.Linger.Milliseconds()
 	p.sealWake = make(chan struct{}, 1)
 	p.slabs = slabs{max: int(cfg.MaxBufferedBytes / int64(cfg.BatchSize)), size: cfg.BatchSize}
+	p.outs.max = p.slabs.max
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if !cfg.NotIdempotent {
 		if p.pid, p.epoch, err = initProducerID(ctx, c, cfg.Backoff); err != nil {

@@ -19,6 +19,8 @@
 //	-sink-bin     a prebuilt bench/sink binary (default: go build it)
 //	-verify       have the sink CRC-check every batch
 //	-timeout      limit for one run (default 5m)
+//	-table        read result lines (several rounds) on stdin and print
+//	              markdown tables of the medians, with ratios to ktape
 //	-cpuprofile   write each run's CPU profile (timed region only) into
 //	              this directory, one file per impl and configuration
 //
@@ -113,6 +115,7 @@ type options struct {
 	verify      bool
 	timeout     time.Duration
 	cpuprofile  string // harness: a directory; child: a file
+	table       bool
 
 	// Child mode: one configuration (single values above), against
 	// brokers.
@@ -140,6 +143,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.verify, "verify", false, "have the sink CRC-check every batch")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "limit for one run")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write each run's CPU profile of its timed region into this directory")
+	fs.BoolVar(&o.table, "table", false, "read result lines on stdin and print markdown tables of their medians")
 	fs.BoolVar(&o.child, "child", false, "run one measurement (used by the harness)")
 	fs.StringVar(&o.brokers, "brokers", "", "broker address (child)")
 	fs.StringVar(&o.topic, "topic", "bench", "topic (child)")
@@ -250,6 +254,13 @@ func run(args []string, self string, childEnv []string, stdout, stderr io.Writer
 		}
 		fmt.Fprintln(stderr, "produce:", err)
 		return 2
+	}
+	if o.table {
+		if err := writeTable(os.Stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, "produce -table:", err)
+			return 1
+		}
+		return 0
 	}
 	if o.child {
 		if err := runChild(o, stdout); err != nil {
