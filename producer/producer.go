@@ -83,8 +83,10 @@ type Config struct {
 	// The record-append path (Append):
 
 	// BatchSize is the size of each batch buffer, header included; a
-	// record must fit in one. Default 1,000,000 bytes, under the broker's
-	// default message.max.bytes.
+	// record must fit in one. Default 256 KiB: every partition being
+	// appended to keeps its open batch warm in the CPU caches, and 1 MiB
+	// batches measured 25% slower across 16 partitions (10% faster on
+	// one). At most the topic's max.message.bytes.
 	BatchSize int
 	// Linger is how long a batch waits for more records before it is
 	// sent; default 5 ms, at most 8 s (timestamp deltas are two bytes).
@@ -124,7 +126,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxBufferedBytes = 64 << 20
 	}
 	if c.BatchSize == 0 {
-		c.BatchSize = 1_000_000
+		c.BatchSize = 256 << 10
 	}
 	if c.BatchSize < 1024 || c.BatchSize > 64<<20 {
 		return c, fmt.Errorf("producer: batch size %d: must be 1 KiB to 64 MiB", c.BatchSize)

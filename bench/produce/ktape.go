@@ -13,7 +13,10 @@ import (
 // ktape: producer.Append, the wait-free record-append path: each record is
 // copied once into its partition's batch buffer with one atomic add to
 // claim the space; failures come back through Config.OnError. Buffered
-// memory is bounded in bytes (128 MiB), not records.
+// memory is bounded in bytes (128 MiB), not records. Batches are ktape's
+// default 256 KiB rather than 1 MiB: its batch buffers are preallocated
+// and written in place, so their size sets the cache footprint (1 MiB
+// measured 25% slower at 16 partitions).
 
 func init() {
 	register("ktape", "", openKtape)
@@ -39,7 +42,6 @@ func openKtape(ctx context.Context, cfg clientConfig) (producer, error) {
 	}
 	kp := &ktapeProducer{c: c, topic: cfg.Topic}
 	pcfg := kproducer.Config{
-		BatchSize:        batchMaxBytes,
 		Linger:           linger,
 		Compression:      codec,
 		MaxInFlight:      maxInFlight,

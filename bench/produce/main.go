@@ -21,6 +21,7 @@
 //	-timeout      limit for one run (default 5m)
 //	-table        read result lines (several rounds) on stdin and print
 //	              markdown tables of the medians, with ratios to ktape
+//	-summary      with -table: one row per configuration
 //	-cpuprofile   write each run's CPU profile (timed region only) into
 //	              this directory, one file per impl and configuration
 //
@@ -116,6 +117,7 @@ type options struct {
 	timeout     time.Duration
 	cpuprofile  string // harness: a directory; child: a file
 	table       bool
+	summary     bool
 
 	// Child mode: one configuration (single values above), against
 	// brokers.
@@ -144,6 +146,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "limit for one run")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write each run's CPU profile of its timed region into this directory")
 	fs.BoolVar(&o.table, "table", false, "read result lines on stdin and print markdown tables of their medians")
+	fs.BoolVar(&o.summary, "summary", false, "with -table: one row per configuration")
 	fs.BoolVar(&o.child, "child", false, "run one measurement (used by the harness)")
 	fs.StringVar(&o.brokers, "brokers", "", "broker address (child)")
 	fs.StringVar(&o.topic, "topic", "bench", "topic (child)")
@@ -256,7 +259,7 @@ func run(args []string, self string, childEnv []string, stdout, stderr io.Writer
 		return 2
 	}
 	if o.table {
-		if err := writeTable(os.Stdin, stdout); err != nil {
+		if err := writeTable(os.Stdin, stdout, o.summary); err != nil {
 			fmt.Fprintln(stderr, "produce -table:", err)
 			return 1
 		}
