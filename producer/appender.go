@@ -455,7 +455,7 @@ func (p *Producer) finishBatch(s *slot, count int32, end int, z *record.Compress
 	binary.BigEndian.PutUint32(h[53:], 0xffffffff) // sequence: set when queued
 	binary.BigEndian.PutUint32(h[57:], uint32(count))
 	if p.cfg.Compression != record.None {
-		out, err := z.Compress(append(p.outs.get(), h...), p.cfg.Compression, b[batchHeaderLen:])
+		out, err := z.Compress(append(p.outs.get()[:0], h...), p.cfg.Compression, b[batchHeaderLen:])
 		if err != nil {
 			return nil, fmt.Errorf("producer: compress a batch: %w", err)
 		}
@@ -559,9 +559,12 @@ func (n *notifier) notify() {
 	n.mu.Unlock()
 }
 
-// slabs is the bounded pool of batch buffers all partitions share: memory
-// follows the batches in use, not the number of partitions.
-type slabs struct {
+// bufPool is a bounded free list of buffers. The batch slabs all
+// partitions share come from one with size set: memory follows the batches
+// in use, not the number of partitions, and get returns nil once max are
+// out. The compressed-batch buffers come from one without: get returns nil
+// when none is free and the compressor allocates.
+type bufPool struct {
 	mu   sync.Mutex
 	free [][]byte
 	made int
@@ -569,59 +572,30 @@ type slabs struct {
 	size int
 }
 
-func (s *slabs) get() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n := len(s.free); n > 0 {
-		b := s.free[n-1]
-		s.free = s.free[:n-1]
-		return b
+func (p *bufPool) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		return b[:len(b):cap(b)]
 	}
-	if s.made >= s.max {
+	if p.size == 0 || p.made >= p.max {
 		return nil
 	}
-	s.made++
-	return make([]byte, s.size)
+	p.made++
+	return make([]byte, p.size)
 }
 
-func (s *slabs) put(b []byte) {
+func (p *bufPool) put(b []byte) {
 	if b == nil {
 		return
 	}
-	s.mu.Lock()
-	s.free = append(s.free, b)
-	s.mu.Unlock()
-}
-
-// outs recycles the buffers compressed batches are written to. One is in
-// use per compressed batch not yet acknowledged, so they are bounded by
-// the slabs; the free list keeps at most as many as there are slabs.
-type outs struct {
-	mu   sync.Mutex
-	free [][]byte
-	max  int
-}
-
-func (o *outs) get() []byte {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if n := len(o.free); n > 0 {
-		b := o.free[n-1]
-		o.free = o.free[:n-1]
-		return b[:0]
+	p.mu.Lock()
+	if len(p.free) < p.max {
+		p.free = append(p.free, b)
 	}
-	return nil
-}
-
-func (o *outs) put(b []byte) {
-	if b == nil {
-		return
-	}
-	o.mu.Lock()
-	if len(o.free) < o.max {
-		o.free = append(o.free, b)
-	}
-	o.mu.Unlock()
+	p.mu.Unlock()
 }
 
 // flushAppends seals every partition's batch and waits until everything

@@ -295,20 +295,7 @@ func TestAppendSurvivesFaults(t *testing.T) {
 		case 3:
 			return nil, errors.New("drop"), true
 		case 5:
-			r := req.(*kmsg.ProduceRequest)
-			resp := r.ResponseKind().(*kmsg.ProduceResponse)
-			for _, t := range r.Topics {
-				rt := kmsg.NewProduceResponseTopic()
-				rt.Topic, rt.TopicID = t.Topic, t.TopicID
-				for _, pp := range t.Partitions {
-					rp := kmsg.NewProduceResponseTopicPartition()
-					rp.Partition = pp.Partition
-					rp.ErrorCode = protocol.ErrNotLeaderOrFollower.Code
-					rt.Partitions = append(rt.Partitions, rp)
-				}
-				resp.Topics = append(resp.Topics, rt)
-			}
-			return resp, nil, true
+			return errResp(req, protocol.ErrNotLeaderOrFollower.Code), nil, true
 		}
 		return nil, nil, false
 	})

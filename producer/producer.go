@@ -189,8 +189,8 @@ type Producer struct {
 	flushing   atomic.Int32
 	space      notifier // a batch buffer was freed
 	resolvedN  notifier // a generation was resolved
-	slabs      slabs
-	outs       outs
+	slabs      bufPool  // batch buffers of the append path
+	outs       bufPool  // compressed batches of the append path
 }
 
 type partition struct {
@@ -241,8 +241,8 @@ func New(ctx context.Context, c *client.Client, cfg Config) (*Producer, error) {
 	p.clock.Store(time.Now().UnixMilli())
 	p.lingerMs = cfg.Linger.Milliseconds()
 	p.sealWake = make(chan struct{}, 1)
-	p.slabs = slabs{max: int(cfg.MaxBufferedBytes / int64(cfg.BatchSize)), size: cfg.BatchSize}
-	p.outs.max = p.slabs.max
+	p.slabs = bufPool{max: int(cfg.MaxBufferedBytes / int64(cfg.BatchSize)), size: cfg.BatchSize}
+	p.outs = bufPool{max: p.slabs.max}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	if !cfg.NotIdempotent {
 		if p.pid, p.epoch, err = initProducerID(ctx, c, cfg.Backoff); err != nil {

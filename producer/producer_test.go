@@ -141,20 +141,7 @@ func TestSendBatchesSurviveFaults(t *testing.T) {
 		case 3: // lose the connection (the request may or may not be written)
 			return nil, errors.New("drop"), true
 		case 5: // refuse as if leadership moved
-			r := req.(*kmsg.ProduceRequest)
-			resp := r.ResponseKind().(*kmsg.ProduceResponse)
-			for _, t := range r.Topics {
-				rt := kmsg.NewProduceResponseTopic()
-				rt.Topic, rt.TopicID = t.Topic, t.TopicID
-				for _, pp := range t.Partitions {
-					rp := kmsg.NewProduceResponseTopicPartition()
-					rp.Partition = pp.Partition
-					rp.ErrorCode = protocol.ErrNotLeaderOrFollower.Code
-					rt.Partitions = append(rt.Partitions, rp)
-				}
-				resp.Topics = append(resp.Topics, rt)
-			}
-			return resp, nil, true
+			return errResp(req, protocol.ErrNotLeaderOrFollower.Code), nil, true
 		}
 		return nil, nil, false
 	})
