@@ -163,8 +163,8 @@ func (p *Producer) Append(ctx context.Context, topic string, partition int32, ke
 	return p.append(ctx, topic, partition, key, value, headers)
 }
 
-// TryAppend is Append without waiting: ErrBufferFull when there is no
-// room.
+// TryAppend is Append without waiting for room: ErrBufferFull when there
+// is none. (The first record to a topic still waits for its metadata.)
 func (p *Producer) TryAppend(topic string, partition int32, key, value []byte, headers ...record.Header) (Ticket, error) {
 	return p.append(nil, topic, partition, key, value, headers)
 }
