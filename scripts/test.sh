@@ -37,6 +37,17 @@ install_apt_packages() {
 
 install_apt_packages
 
+# --- tools built from source ---------------------------------------------------
+# versitygw, an S3 server, for storage/'s S3 tests. Built outside the
+# project's go.mod (its dependencies are not ktape's), once: about 95 s on
+# 2 cores, then cached.
+TOOLS=${KTAPE_TOOLS:-$HOME/.cache/ktape-tools}
+if [[ ! -x "$TOOLS/versitygw" ]]; then
+	echo "test.sh: building versitygw v1.8.0 into $TOOLS"
+	GOBIN="$TOOLS" GOFLAGS= go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
+export KTAPE_VERSITYGW="$TOOLS/versitygw"
+
 # --- static checks -----------------------------------------------------------
 echo "test.sh: gofmt"
 unformatted=$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l)

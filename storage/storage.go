@@ -1,0 +1,264 @@
+// Package storage is where a repository's objects live: a local directory
+// or a bucket in S3 (or an S3-compatible store), GCS or Azure Blob, all
+// through gocloud.dev/blob. It adds what a backup repository needs on top:
+// a repository prefix, writes that never replace an object with different
+// content, and retries of transient errors.
+//
+// URLs:
+//
+//	/var/backups/kafka  or  file:///var/backups/kafka     a local directory
+//	s3://bucket/prefix?region=eu-west-1                    AWS credential chain
+//	s3://bucket/prefix?endpoint=http://host:port&use_path_style=true
+//	gs://bucket/prefix                                     Google default credentials
+//	azblob://container/prefix                              AZURE_STORAGE_* variables
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob" // azblob://
+	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/gcsblob" // gs://
+	_ "gocloud.dev/blob/s3blob"  // s3://
+	"gocloud.dev/gcerrors"
+)
+
+// Store is a repository's objects under one prefix. It is safe for
+// concurrent use.
+type Store struct {
+	url    string
+	bucket *blob.Bucket
+	// Retry bounds the attempts of an operation that fails with a
+	// transient error.
+	Retry Retry
+}
+
+// Retry is the retry policy for transient errors.
+type Retry struct {
+	Attempts int           // total attempts, default 5
+	Base     time.Duration // first backoff, doubled each attempt, default 200 ms
+}
+
+// ErrConflict: an object exists with other content than a write would
+// give it. Objects of a repository are immutable.
+var ErrConflict = errors.New("storage: object exists with different content")
+
+// ErrNotFound: no such object.
+var ErrNotFound = errors.New("storage: object not found")
+
+// Open opens the store at rawURL. A plain path is a local directory,
+// created if missing.
+func Open(ctx context.Context, rawURL string) (*Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" || len(u.Scheme) == 1 /* a Windows drive */ {
+		return openDir(rawURL)
+	}
+	switch u.Scheme {
+	case "file":
+		return openDir(u.Path)
+	case "s3", "gs", "azblob":
+	default:
+		return nil, fmt.Errorf("storage: %s: unknown scheme %q (file, s3, gs or azblob)", rawURL, u.Scheme)
+	}
+	prefix := strings.Trim(u.Path, "/")
+	u.Path = ""
+	b, err := blob.OpenBucket(ctx, u.String())
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", rawURL, err)
+	}
+	if prefix != "" {
+		b = blob.PrefixedBucket(b, prefix+"/")
+	}
+	return &Store{url: rawURL, bucket: b}, nil
+}
+
+func openDir(path string) (*Store, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("storage: %s: %w", path, err)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	// No .attrs side files: the repository's objects carry no metadata.
+	b, err := fileblob.OpenBucket(abs, &fileblob.Options{Metadata: fileblob.MetadataDontWrite})
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", abs, err)
+	}
+	return &Store{url: abs, bucket: b}, nil
+}
+
+// URL is the store's location as given (a local path made absolute).
+func (s *Store) URL() string { return s.url }
+
+// Close releases the store.
+func (s *Store) Close() error { return s.bucket.Close() }
+
+// errShortRead: an object shorter than the range asked for. Not transient.
+var errShortRead = errors.New("short read")
+
+// transient reports errors worth another attempt.
+func transient(err error) bool {
+	if errors.Is(err, errShortRead) {
+		return false
+	}
+	switch gcerrors.Code(err) {
+	case gcerrors.Internal, gcerrors.Unknown, gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
+		return true
+	}
+	return false
+}
+
+// do runs op with retries of transient errors, paced exponentially.
+func (s *Store) do(ctx context.Context, what string, op func() error) error {
+	attempts, delay := s.Retry.Attempts, s.Retry.Base
+	if attempts <= 0 {
+		attempts = 5
+	}
+	if delay <= 0 {
+		delay = 200 * time.Millisecond
+	}
+	var err error
+	for i := 0; i < attempts; i++ {
+		if err = op(); err == nil || !transient(err) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-time.After(delay << i):
+		case <-ctx.Done():
+		}
+	}
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			err = fmt.Errorf("%w: %w", ErrNotFound, err)
+		}
+		return fmt.Errorf("storage: %s: %w", what, err)
+	}
+	return nil
+}
+
+// Create writes a new object, or does nothing if it already exists with
+// the same content (a write retried after a crash). An existing object with
+// other content is ErrConflict: nothing is ever overwritten. Large objects
+// go up in parts, MaxConcurrency at a time.
+func (s *Store) Create(ctx context.Context, key string, data []byte) error {
+	err := s.do(ctx, "create "+key, func() error {
+		w, err := s.bucket.NewWriter(ctx, key, &blob.WriterOptions{
+			IfNotExist:     true,
+			ContentType:    "application/octet-stream",
+			BufferSize:     partSize,
+			MaxConcurrency: maxConcurrency,
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(data); err != nil {
+			w.Close()
+			return err
+		}
+		return w.Close()
+	})
+	if err == nil || !exists(err) {
+		return err
+	}
+	old, gerr := s.Get(ctx, key)
+	if gerr != nil {
+		return fmt.Errorf("storage: create %s: exists, and reading it back failed: %w", key, gerr)
+	}
+	if !bytes.Equal(old, data) {
+		return fmt.Errorf("storage: create %s: %w (%d bytes stored, %d to write)", key, ErrConflict, len(old), len(data))
+	}
+	return nil
+}
+
+// exists recognises the precondition failure of a conditional write, which
+// some drivers report without a specific code.
+func exists(err error) bool {
+	c := gcerrors.Code(err)
+	return c == gcerrors.FailedPrecondition || c == gcerrors.AlreadyExists
+}
+
+// Multipart upload settings: 16 MiB parts, 4 in flight (64 MiB of buffers
+// per upload at most).
+const (
+	partSize       = 16 << 20
+	maxConcurrency = 4
+)
+
+// Get reads a whole object.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	var out []byte
+	err := s.do(ctx, "get "+key, func() error {
+		var err error
+		out, err = s.bucket.ReadAll(ctx, key)
+		return err
+	})
+	return out, err
+}
+
+// GetRange reads length bytes from offset of an object.
+func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) ([]byte, error) {
+	var out []byte
+	err := s.do(ctx, fmt.Sprintf("get %s [%d,+%d)", key, offset, length), func() error {
+		r, err := s.bucket.NewRangeReader(ctx, key, offset, length, nil)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		out, err = io.ReadAll(r)
+		if err == nil && int64(len(out)) != length {
+			err = fmt.Errorf("%w: %d of %d bytes", errShortRead, len(out), length)
+		}
+		return err
+	})
+	return out, err
+}
+
+// Exists reports whether an object exists.
+func (s *Store) Exists(ctx context.Context, key string) (bool, error) {
+	var ok bool
+	err := s.do(ctx, "stat "+key, func() error {
+		var err error
+		ok, err = s.bucket.Exists(ctx, key)
+		return err
+	})
+	return ok, err
+}
+
+// List returns the keys under prefix, in lexical order.
+func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	var keys []string
+	err := s.do(ctx, "list "+prefix, func() error {
+		keys = keys[:0]
+		it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
+		for {
+			obj, err := it.Next(ctx)
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if !obj.IsDir {
+				keys = append(keys, obj.Key)
+			}
+		}
+	})
+	return keys, err
+}
+
+// Delete removes an object (pruning; a repository never deletes during a
+// backup).
+func (s *Store) Delete(ctx context.Context, key string) error {
+	return s.do(ctx, "delete "+key, func() error { return s.bucket.Delete(ctx, key) })
+}

@@ -1,0 +1,208 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// stores returns the stores every test runs against: a local directory,
+// and S3 served by versitygw on loopback (scripts/test.sh installs it; CI
+// requires it).
+func stores(t *testing.T) map[string]*Store {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]*Store{}
+	local, err := Open(ctx, filepath.Join(t.TempDir(), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { local.Close() })
+	out["file"] = local
+	if url := versitygw(t); url != "" {
+		s3, err := Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s3.Close() })
+		out["s3"] = s3
+	}
+	return out
+}
+
+// versitygw starts an S3 server over a temporary directory and returns a
+// store URL with a bucket and a prefix in it.
+func versitygw(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("KTAPE_VERSITYGW")
+	if bin == "" {
+		home, _ := os.UserHomeDir()
+		bin = filepath.Join(home, ".cache", "ktape-tools", "versitygw")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("versitygw is required in CI (scripts/test.sh installs it): %v", err)
+		}
+		t.Logf("versitygw not installed (%v): S3 not tested", err)
+		return ""
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "ktape"), 0o755); err != nil { // the bucket
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--port", addr, "--quiet", "posix", "--sidecar", t.TempDir(), root)
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID=testkey", "ROOT_SECRET_ACCESS_KEY=testsecret")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("versitygw did not start: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "testkey")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "testsecret")
+	t.Setenv("AWS_REGION", "us-east-1")
+	return fmt.Sprintf("s3://ktape/some/prefix?endpoint=http://%s&use_path_style=true", addr)
+}
+
+// Create is idempotent for the same content, refuses different content,
+// and Get, GetRange, Exists, List and Delete see what was written, under
+// the store's prefix only.
+func TestCreateGetList(t *testing.T) {
+	ctx := context.Background()
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			data := []byte("segment bytes")
+			if err := s.Create(ctx, "segments/t/0/a.seg", data); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Create(ctx, "segments/t/0/a.seg", data); err != nil {
+				t.Fatalf("the same content again (a retried write): %v", err)
+			}
+			err := s.Create(ctx, "segments/t/0/a.seg", []byte("other bytes!!"))
+			if !errors.Is(err, ErrConflict) {
+				t.Fatalf("different content over an object: %v, want ErrConflict", err)
+			}
+			if got, err := s.Get(ctx, "segments/t/0/a.seg"); err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("get: %q, %v (the first content must stay)", got, err)
+			}
+			if got, err := s.GetRange(ctx, "segments/t/0/a.seg", 8, 5); err != nil || string(got) != "bytes" {
+				t.Fatalf("range: %q, %v", got, err)
+			}
+			if _, err := s.GetRange(ctx, "segments/t/0/a.seg", 8, 50); err == nil {
+				t.Fatal("a range past the end read without error")
+			}
+			if _, err := s.Get(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("missing object: %v, want ErrNotFound", err)
+			}
+			for _, k := range []string{"backups/b.json", "segments/t/1/c.seg", "segments/t/0/b.seg"} {
+				if err := s.Create(ctx, k, []byte(k)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			keys, err := s.List(ctx, "segments/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := "[segments/t/0/a.seg segments/t/0/b.seg segments/t/1/c.seg]"; fmt.Sprint(keys) != want {
+				t.Fatalf("list: %v, want %s", keys, want)
+			}
+			if ok, err := s.Exists(ctx, "backups/b.json"); !ok || err != nil {
+				t.Fatalf("exists: %v, %v", ok, err)
+			}
+			if err := s.Delete(ctx, "backups/b.json"); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := s.Exists(ctx, "backups/b.json"); ok || err != nil {
+				t.Fatalf("exists after delete: %v, %v", ok, err)
+			}
+		})
+	}
+}
+
+// Objects larger than a part go up as multipart uploads and come back
+// whole.
+func TestCreateLargeObject(t *testing.T) {
+	ctx := context.Background()
+	big := make([]byte, 2*partSize+12345)
+	rand.Read(big)
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			if err := s.Create(ctx, "segments/big.seg", big); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Get(ctx, "segments/big.seg")
+			if err != nil || !bytes.Equal(got, big) {
+				t.Fatalf("read back %d bytes of %d: %v", len(got), len(big), err)
+			}
+			if err := s.Create(ctx, "segments/big.seg", big[:len(big)-1]); !errors.Is(err, ErrConflict) {
+				t.Fatalf("a different large object over it: %v", err)
+			}
+		})
+	}
+}
+
+// The S3 upload of a large object really is multipart (versitygw would
+// otherwise see one PUT).
+func TestLargeObjectIsMultipart(t *testing.T) {
+	url := versitygw(t)
+	if url == "" {
+		t.Skip("no versitygw")
+	}
+	ctx := context.Background()
+	s, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	big := make([]byte, partSize+1)
+	if err := s.Create(ctx, "m.seg", big); err != nil {
+		t.Fatal(err)
+	}
+	attrs, err := s.bucket.Attributes(ctx, "m.seg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A multipart object's ETag is "<md5 of part md5s>-<parts>".
+	if !strings.Contains(attrs.ETag, "-2") {
+		t.Fatalf("ETag %s: not a 2-part upload", attrs.ETag)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	if _, err := Open(ctx, "ftp://host/x"); err == nil || !strings.Contains(err.Error(), "unknown scheme") {
+		t.Fatalf("ftp: %v", err)
+	}
+	f := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(f, nil, 0o644)
+	if _, err := Open(ctx, filepath.Join(f, "repo")); err == nil {
+		t.Fatal("a directory under a file opened")
+	}
+}
