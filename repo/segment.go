@@ -1,8 +1,8 @@
 // Package repo reads and writes ktape's backup repository format
 // (FORMAT.md): segments of raw record batches as fetched, their binary
-// indexes, and the manifests that make a backup. It knows nothing of
-// Kafka connections or of where the bytes are stored; the backup and
-// restore engines sit above it, storage below.
+// indexes, and the manifests that make a backup, in a storage.Store. It
+// knows nothing of Kafka connections; the backup and restore engines sit
+// above it.
 package repo
 
 import (

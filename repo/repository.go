@@ -1,0 +1,211 @@
+package repo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ktape/ktape/record"
+	"github.com/ktape/ktape/storage"
+)
+
+// Repository is a backup repository in a store: its descriptor
+// (ktape.json), segments, indexes and manifests, written in the order
+// FORMAT.md requires.
+type Repository struct {
+	st *storage.Store
+	// ID is the repository's id, from its descriptor.
+	ID string
+}
+
+type descriptor struct {
+	Format  string    `json:"format"`
+	Version int       `json:"version"`
+	ID      string    `json:"id"`
+	Created time.Time `json:"created"`
+}
+
+const (
+	descriptorKey    = "ktape.json"
+	repositoryFormat = "ktape-repository"
+)
+
+// Open opens the repository in st, initialising it when the store is
+// empty and init is true.
+func Open(ctx context.Context, st *storage.Store, init bool) (*Repository, error) {
+	b, err := st.Get(ctx, descriptorKey)
+	if errors.Is(err, storage.ErrNotFound) && init {
+		var id [16]byte
+		rand.Read(id[:])
+		d := descriptor{Format: repositoryFormat, Version: 1, ID: hex.EncodeToString(id[:]), Created: time.Now().UTC().Truncate(time.Second)}
+		if b, err = json.Marshal(d); err != nil {
+			return nil, err
+		}
+		if err = st.Create(ctx, descriptorKey, b); errors.Is(err, storage.ErrConflict) {
+			b, err = st.Get(ctx, descriptorKey) // initialised meanwhile by another run
+		}
+	}
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("repo: %s is not a ktape repository (no %s)", st.URL(), descriptorKey)
+		}
+		return nil, fmt.Errorf("repo: %s: %w", st.URL(), err)
+	}
+	var d descriptor
+	if err := json.Unmarshal(b, &d); err != nil {
+		return nil, fmt.Errorf("repo: %s: %s: %w", st.URL(), descriptorKey, err)
+	}
+	if d.Format != repositoryFormat || d.Version != 1 || !hex32Re.MatchString(d.ID) {
+		return nil, fmt.Errorf("repo: %s: %s says format %q version %d: this ktape reads %q version 1", st.URL(), descriptorKey, d.Format, d.Version, repositoryFormat)
+	}
+	return &Repository{st: st, ID: d.ID}, nil
+}
+
+// PutSegment stores a segment and then its index, and returns the
+// manifest's reference to it. Storing a segment again with the same bytes
+// (a resumed backup re-fetching the same batches) is not an error.
+func (r *Repository) PutSegment(ctx context.Context, topic, topicID string, partition int32, stored []byte, seg *Segment) (SegmentRef, error) {
+	key := SegmentKey(topic, topicID, partition, seg)
+	if err := r.st.Create(ctx, key, stored); err != nil {
+		return SegmentRef{}, err
+	}
+	if err := r.st.Create(ctx, IndexKey(key), seg.AppendIndex(nil)); err != nil {
+		return SegmentRef{}, err
+	}
+	return seg.Ref(key), nil
+}
+
+// PutManifest stores a complete backup's manifest: the backup exists from
+// then on. Every object it names must already be stored.
+func (r *Repository) PutManifest(ctx context.Context, m *Manifest) error {
+	b, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	return r.st.Create(ctx, "backups/"+m.ID+".json", b)
+}
+
+// Backups lists the ids of the complete backups, oldest first.
+func (r *Repository) Backups(ctx context.Context) ([]string, error) {
+	keys, err := r.st.List(ctx, "backups/")
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, k := range keys {
+		if id, ok := strings.CutSuffix(strings.TrimPrefix(k, "backups/"), ".json"); ok && backupIDRe.MatchString(id) {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// Manifest reads and checks a backup's manifest.
+func (r *Repository) Manifest(ctx context.Context, id string) (*Manifest, error) {
+	if !backupIDRe.MatchString(id) {
+		return nil, fmt.Errorf("repo: %q is not a backup id", id)
+	}
+	b, err := r.st.Get(ctx, "backups/"+id+".json")
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("repo: backups/%s.json: %w", id, err)
+	}
+	if m.ID != id {
+		return nil, fmt.Errorf("repo: backups/%s.json holds backup %s", id, m.ID)
+	}
+	return m, nil
+}
+
+// VerifyError names damaged objects and where the damage is.
+type VerifyError struct {
+	Key string
+	Err error
+}
+
+func (e *VerifyError) Error() string { return fmt.Sprintf("%s: %v", e.Key, e.Err) }
+func (e *VerifyError) Unwrap() error { return e.Err }
+
+// Verify checks every object a backup names: each segment's length and
+// SHA-256, and that its index parses and agrees with the manifest. With
+// deep, it also reads every batch (CRC-32C, index entries) and checks that
+// each partition's batches, gaps and range leave no offset unaccounted
+// for (holes between batches are allowed in compacted topics). It returns every problem found, nil when there is none.
+func (r *Repository) Verify(ctx context.Context, m *Manifest, deep bool) []error {
+	var errs []error
+	d := &record.Decompressor{Max: 256 << 20}
+	for _, t := range m.Topics {
+		// Compaction removes whole batches: holes between batches are the
+		// log's own then.
+		compacted := strings.Contains(t.Configs["cleanup.policy"], "compact")
+		for _, p := range t.Partitions {
+			next := p.From // the first offset not yet accounted for
+			gaps := p.Gaps
+			for _, ref := range p.Segments {
+				stored, err := r.st.Get(ctx, ref.Key)
+				if err != nil {
+					errs = append(errs, &VerifyError{ref.Key, err})
+					continue
+				}
+				idx, err := r.st.Get(ctx, IndexKey(ref.Key))
+				if err != nil {
+					errs = append(errs, &VerifyError{IndexKey(ref.Key), err})
+					continue
+				}
+				seg, err := ParseIndex(idx)
+				if err != nil {
+					errs = append(errs, &VerifyError{IndexKey(ref.Key), err})
+					continue
+				}
+				sum, _ := hex.DecodeString(ref.SHA256)
+				if len(sum) != 32 {
+					errs = append(errs, &VerifyError{ref.Key, fmt.Errorf("manifest SHA-256 %q", ref.SHA256)})
+					continue
+				}
+				if err := seg.CheckSum(stored, [32]byte(sum)); err != nil {
+					errs = append(errs, &VerifyError{ref.Key, err})
+					continue
+				}
+				seg.SHA256 = [32]byte(sum) // the index does not hold it
+				if got := seg.Ref(ref.Key); got != ref {
+					errs = append(errs, &VerifyError{IndexKey(ref.Key), fmt.Errorf("the index disagrees with the manifest: %+v against %+v", got, ref)})
+					continue
+				}
+				if !deep {
+					continue
+				}
+				err = seg.Batches(stored, d, func(e IndexEntry, b record.Batch) error {
+					for len(gaps) > 0 && gaps[0].From <= next {
+						next = max(next, gaps[0].To)
+						gaps = gaps[1:]
+					}
+					if b.BaseOffset() > next && next < p.To && !compacted {
+						return fmt.Errorf("offsets %d to %d are in no batch and no gap", next, b.BaseOffset()-1)
+					}
+					next = max(next, b.LastOffset()+1)
+					return nil
+				})
+				if err != nil {
+					errs = append(errs, &VerifyError{ref.Key, err})
+				}
+			}
+			for len(gaps) > 0 && gaps[0].From <= next {
+				next = max(next, gaps[0].To)
+				gaps = gaps[1:]
+			}
+			if deep && next < p.To && !compacted && len(errs) == 0 {
+				errs = append(errs, fmt.Errorf("repo: %s/%d: offsets from %d to %d are in no segment and no gap", t.Name, p.Partition, next, p.To-1))
+			}
+		}
+	}
+	return errs
+}

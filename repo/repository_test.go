@@ -1,0 +1,124 @@
+package repo
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ktape/ktape/record"
+	"github.com/ktape/ktape/storage"
+)
+
+// writeBackup stores every fixture partition of v2 batches as partitions
+// of one topic, in two segments each where there are enough batches, and
+// a manifest naming them.
+func writeBackup(t *testing.T, r *Repository) *Manifest {
+	t.Helper()
+	ctx := context.Background()
+	id := "00112233445566778899aabbccddeeff"
+	start := time.Now().UTC().Truncate(time.Second)
+	m := &Manifest{Format: manifestFormat, Version: manifestVersion, ID: NewBackupID(start), Started: start, Finished: start,
+		KtapeVersion: "test", Mode: "snapshot", Isolation: "read_uncommitted"}
+	topic := Topic{Name: "fixtures", ID: id}
+	for i, batches := range fixtureBatches(t) {
+		p := Partition{Partition: int32(i), From: batches[0].BaseOffset(), To: batches[len(batches)-1].LastOffset() + 1}
+		half := (len(batches) + 1) / 2
+		for j, part := range [][]record.Batch{batches[:half], batches[half:]} {
+			if len(part) == 0 {
+				continue
+			}
+			stored, seg := writeSegment(t, []Framing{FramingNone, FramingZstd}[j], 0, part)
+			ref, err := r.PutSegment(ctx, topic.Name, topic.ID, p.Partition, stored, seg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.Segments = append(p.Segments, ref)
+		}
+		topic.Partitions = append(topic.Partitions, p)
+	}
+	topic.PartitionsCount = len(topic.Partitions)
+	m.Topics = []Topic{topic}
+	if err := r.PutManifest(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestRepositoryWriteListVerify(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := storage.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, st, false); err == nil || !strings.Contains(err.Error(), "not a ktape repository") {
+		t.Fatalf("empty store without init: %v", err)
+	}
+	r, err := Open(ctx, st, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := Open(ctx, st, true); err != nil || again.ID != r.ID {
+		t.Fatalf("reopened: %v, id %s vs %s", err, again.ID, r.ID)
+	}
+	m := writeBackup(t, r)
+	ids, err := r.Backups(ctx)
+	if err != nil || len(ids) != 1 || ids[0] != m.ID {
+		t.Fatalf("backups: %v, %v", ids, err)
+	}
+	got, err := r.Manifest(ctx, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := r.Verify(ctx, got, true); len(errs) != 0 {
+		t.Fatalf("a good backup fails verify: %v", errs)
+	}
+	// Writing the same backup's segments again (a resumed run) is fine.
+	writeBackupSegmentsAgain := func() {
+		for i, batches := range fixtureBatches(t) {
+			stored, seg := writeSegment(t, FramingNone, 0, batches[:(len(batches)+1)/2])
+			if _, err := r.PutSegment(ctx, "fixtures", m.Topics[0].ID, int32(i), stored, seg); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	writeBackupSegmentsAgain()
+
+	// Damage: flip a byte of one segment file, delete another's index.
+	p0 := m.Topics[0].Partitions[0]
+	seg0 := filepath.Join(dir, filepath.FromSlash(p0.Segments[0].Key))
+	b, _ := os.ReadFile(seg0)
+	b[len(b)/2] ^= 1
+	os.WriteFile(seg0, b, 0o644)
+	p1 := m.Topics[0].Partitions[1]
+	os.Remove(filepath.Join(dir, filepath.FromSlash(IndexKey(p1.Segments[0].Key))))
+	errs := r.Verify(ctx, got, false)
+	if len(errs) != 2 || !strings.Contains(errs[0].Error(), p0.Segments[0].Key) || !strings.Contains(errs[0].Error(), "SHA-256") ||
+		!strings.Contains(errs[1].Error(), IndexKey(p1.Segments[0].Key)) {
+		t.Fatalf("verify after damage: %v", errs)
+	}
+}
+
+// Deep verification finds offsets a manifest claims but no batch or gap
+// holds.
+func TestVerifyDeepFindsHoles(t *testing.T) {
+	ctx := context.Background()
+	st, _ := storage.Open(ctx, t.TempDir())
+	r, err := Open(ctx, st, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := writeBackup(t, r)
+	p := &m.Topics[0].Partitions[0]
+	p.To += 10 // ten offsets past the data
+	if errs := r.Verify(ctx, m, true); len(errs) != 1 || !strings.Contains(errs[0].Error(), "in no segment and no gap") {
+		t.Fatalf("hole at the end: %v", errs)
+	}
+	p.Gaps = []Gap{{From: p.To - 10, To: p.To, Reason: "retention"}}
+	if errs := r.Verify(ctx, m, true); len(errs) != 0 {
+		t.Fatalf("hole covered by a gap: %v", errs)
+	}
+}
