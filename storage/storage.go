@@ -58,14 +58,21 @@ var ErrNotFound = errors.New("storage: object not found")
 
 // Open opens the store at rawURL. A plain path is a local directory,
 // created if missing.
-func Open(ctx context.Context, rawURL string) (*Store, error) {
+func Open(ctx context.Context, rawURL string) (*Store, error) { return open(ctx, rawURL, true) }
+
+// OpenExisting is Open for reading: a local directory must exist.
+func OpenExisting(ctx context.Context, rawURL string) (*Store, error) {
+	return open(ctx, rawURL, false)
+}
+
+func open(ctx context.Context, rawURL string, create bool) (*Store, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Scheme == "" || len(u.Scheme) == 1 /* a Windows drive */ {
-		return openDir(rawURL)
+		return openDir(rawURL, create)
 	}
 	switch u.Scheme {
 	case "file":
-		return openDir(u.Path)
+		return openDir(u.Path, create)
 	case "s3", "gs", "azblob":
 	default:
 		return nil, fmt.Errorf("storage: %s: unknown scheme %q (file, s3, gs or azblob)", rawURL, u.Scheme)
@@ -82,12 +89,19 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 	return &Store{url: rawURL, bucket: b}, nil
 }
 
-func openDir(path string) (*Store, error) {
+func openDir(path string, create bool) (*Store, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("storage: %s: %w", path, err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if create {
+		err = os.MkdirAll(abs, 0o755)
+	} else if fi, serr := os.Stat(abs); serr != nil {
+		err = serr
+	} else if !fi.IsDir() {
+		err = fmt.Errorf("%s is not a directory", abs)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	// No .attrs side files: the repository's objects carry no metadata.

@@ -84,6 +84,9 @@ has a "message_type" field) and, on failure, an "exit_error" object on stderr.
 	cmd.AddCommand(
 		newVersionCommand(gopts),
 		newProtocolCommand(gopts),
+		newLsCommand(gopts),
+		newDescribeCommand(gopts),
+		newVerifyCommand(gopts),
 	)
 	return cmd
 }
@@ -99,6 +102,7 @@ var exitCodes = []struct {
 	{0, "success", nil},
 	{1, "error: the command failed (the message says what and where)", nil},
 	{2, "usage error: unknown command, flag or argument, or an invalid flag value", isUsageError},
+	{3, "damage: verify found objects of a backup missing or corrupt (each one is printed)", isDamage},
 }
 
 // exitCode returns the exit code for err: 0 for nil, the first row of
