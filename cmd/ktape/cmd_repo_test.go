@@ -4,16 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ktape/ktape/internal/kfaketest"
 	"github.com/ktape/ktape/internal/testfixtures"
 	"github.com/ktape/ktape/record"
 	"github.com/ktape/ktape/repo"
 	"github.com/ktape/ktape/storage"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // makeRepo stores one backup of a fixture's partitions (kgo-written
@@ -152,5 +155,41 @@ func TestRepoCommandErrors(t *testing.T) {
 	}
 	if code, _, _ := runKtape(t, "describe", "--repo", dir, "a", "b"); code != 2 {
 		t.Fatalf("two ids: %d", code)
+	}
+}
+
+// ktape backup against kfake, then ls and verify --deep on what it wrote.
+func TestBackupCommand(t *testing.T) {
+	c := kfaketest.Start(t, kfaketest.Brokers(1), kfaketest.Topics(3, "orders", "skipped"))
+	var recs []*kgo.Record
+	for i := 0; i < 200; i++ {
+		recs = append(recs, &kgo.Record{Key: []byte(fmt.Sprint(i)), Value: bytes.Repeat([]byte{'v'}, i)})
+	}
+	c.Produce(t, "orders", 1, recs...)
+	c.Produce(t, "skipped", 0, &kgo.Record{Value: []byte("not backed up")})
+	dir := filepath.Join(t.TempDir(), "repo")
+	code, out, errOut := runKtape(t, "backup", "--brokers", c.Addrs()[0], "--repo", dir, "--topics", "ord.*", "--json")
+	var done struct {
+		Backup     string `json:"backup"`
+		Topics     int    `json:"topics"`
+		Partitions int    `json:"partitions"`
+	}
+	if err := json.Unmarshal([]byte(out), &done); code != 0 || err != nil || done.Topics != 1 || done.Partitions != 3 {
+		t.Fatalf("backup: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := runKtape(t, "verify", "--repo", dir, "--deep", done.Backup); code != 0 || !strings.Contains(out, "no problems") {
+		t.Fatalf("verify: %d %q", code, out)
+	}
+	if code, out, _ := runKtape(t, "describe", "--repo", dir); code != 0 || !strings.Contains(out, "[0, 200)") || strings.Contains(out, "skipped") {
+		t.Fatalf("describe: %d %q", code, out)
+	}
+	for _, bad := range [][]string{
+		{"backup", "--repo", dir},
+		{"backup", "--brokers", "x:1", "--repo", dir, "--topics", "("},
+		{"backup", "--brokers", "x:1", "--repo", dir, "--mode", "continuous"},
+	} {
+		if code, _, _ := runKtape(t, bad...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", bad, code)
+		}
 	}
 }

@@ -84,6 +84,7 @@ has a "message_type" field) and, on failure, an "exit_error" object on stderr.
 	cmd.AddCommand(
 		newVersionCommand(gopts),
 		newProtocolCommand(gopts),
+		newBackupCommand(gopts),
 		newLsCommand(gopts),
 		newDescribeCommand(gopts),
 		newVerifyCommand(gopts),
