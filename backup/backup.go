@@ -176,8 +176,7 @@ func Snapshot(ctx context.Context, c *client.Client, r *repo.Repository, opts Op
 				return nil, st, fmt.Errorf("backup: %s: %w", fp.TopicPartition, fp.Err)
 			}
 			if fp.Gap != nil {
-				reason := "retention"
-				p.meta.Gaps = append(p.meta.Gaps, repo.Gap{From: fp.Gap.From, To: min(fp.Gap.To, p.end), Reason: reason})
+				p.meta.Gaps = append(p.meta.Gaps, repo.Gap{From: fp.Gap.From, To: min(fp.Gap.To, p.end), Reason: "retention"})
 			}
 			for _, a := range fp.Aborted {
 				p.meta.Aborted = append(p.meta.Aborted, repo.Aborted{ProducerID: a.ProducerID, FirstOffset: a.FirstOffset})
@@ -297,19 +296,20 @@ func (p *partition) store(ctx context.Context, r *repo.Repository, st *Stats) er
 
 // selectTopics returns the names of the topics opts selects, sorted.
 func selectTopics(md *client.Metadata, opts Options) []string {
+	topics, exclude := anchored(opts.Topics), anchored(opts.Exclude)
 	var out []string
 	for name, t := range md.Topics {
 		if t.Err != nil {
 			continue
 		}
 		selected := len(opts.Topics) == 0 && !strings.HasPrefix(name, "__")
-		for _, re := range opts.Topics {
-			if full(re, name) && (!strings.HasPrefix(name, "__") || re.String() == regexp.QuoteMeta(name) || re.String() == name) {
+		for i, re := range topics {
+			if re.MatchString(name) && (!strings.HasPrefix(name, "__") || opts.Topics[i].String() == regexp.QuoteMeta(name) || opts.Topics[i].String() == name) {
 				selected = true
 			}
 		}
-		for _, re := range opts.Exclude {
-			if full(re, name) {
+		for _, re := range exclude {
+			if re.MatchString(name) {
 				selected = false
 			}
 		}
@@ -321,8 +321,11 @@ func selectTopics(md *client.Metadata, opts Options) []string {
 	return out
 }
 
-// full reports whether re matches all of s, not just part of it.
-func full(re *regexp.Regexp, s string) bool {
-	ok, _ := regexp.MatchString(`^(?:`+re.String()+`)$`, s)
-	return ok
+// anchored returns the expressions made to match whole names only.
+func anchored(res []*regexp.Regexp) []*regexp.Regexp {
+	out := make([]*regexp.Regexp, len(res))
+	for i, re := range res {
+		out[i] = regexp.MustCompile(`^(?:` + re.String() + `)$`) // re compiled, so this does
+	}
+	return out
 }

@@ -148,6 +148,7 @@ func (r *Repository) Verify(ctx context.Context, m *Manifest, deep bool) []error
 		// log's own then.
 		compacted := strings.Contains(t.Configs["cleanup.policy"], "compact")
 		for _, p := range t.Partitions {
+			before := len(errs)
 			next := p.From // the first offset not yet accounted for
 			gaps := p.Gaps
 			for _, ref := range p.Segments {
@@ -202,7 +203,8 @@ func (r *Repository) Verify(ctx context.Context, m *Manifest, deep bool) []error
 				next = max(next, gaps[0].To)
 				gaps = gaps[1:]
 			}
-			if deep && next < p.To && !compacted && len(errs) == 0 {
+			// A hole is only meaningful when this partition's segments read.
+			if deep && next < p.To && !compacted && len(errs) == before {
 				errs = append(errs, fmt.Errorf("repo: %s/%d: offsets from %d to %d are in no segment and no gap", t.Name, p.Partition, next, p.To-1))
 			}
 		}
