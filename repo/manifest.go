@@ -267,3 +267,31 @@ func (p *Partition) validateSegments(t Topic, where string) error {
 	}
 	return nil
 }
+
+// Topic returns the backup's topic of that name; nil when there is none
+// (or m is nil).
+func (m *Manifest) Topic(name string) *Topic {
+	if m == nil {
+		return nil
+	}
+	for i := range m.Topics {
+		if m.Topics[i].Name == name {
+			return &m.Topics[i]
+		}
+	}
+	return nil
+}
+
+// Partition returns the topic's partition p; nil when the backup does not
+// hold it (or t is nil).
+func (t *Topic) Partition(p int32) *Partition {
+	if t == nil {
+		return nil
+	}
+	for i := range t.Partitions {
+		if t.Partitions[i].Partition == p {
+			return &t.Partitions[i]
+		}
+	}
+	return nil
+}

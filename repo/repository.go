@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -210,4 +211,97 @@ func (r *Repository) Verify(ctx context.Context, m *Manifest, deep bool) []error
 		}
 	}
 	return errs
+}
+
+// checkpointKey is where checkpoint seq of run id lives.
+func checkpointKey(id string, seq int) string {
+	return fmt.Sprintf("checkpoints/%s/%010d.json", id, seq)
+}
+
+// PutCheckpoint stores checkpoint seq of the running backup m (m.ID names
+// the run). Like a manifest, it may only name objects already stored; a
+// run resumed after a crash continues from its newest checkpoint.
+func (r *Repository) PutCheckpoint(ctx context.Context, m *Manifest, seq int) error {
+	if !m.Checkpoint {
+		return fmt.Errorf("repo: checkpoint %d of %s is not marked as a checkpoint", seq, m.ID)
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		return err
+	}
+	return r.st.Create(ctx, checkpointKey(m.ID, seq), b)
+}
+
+// Run is a backup run that has checkpoints but no manifest: it is still
+// going, or it stopped (crashed, killed) before it finished.
+type Run struct {
+	ID string
+	// Checkpoints are the sequence numbers stored, in order.
+	Checkpoints []int
+}
+
+// Unfinished lists the runs with checkpoints and no backup manifest,
+// oldest first.
+func (r *Repository) Unfinished(ctx context.Context) ([]Run, error) {
+	keys, err := r.st.List(ctx, "checkpoints/")
+	if err != nil {
+		return nil, err
+	}
+	done, err := r.Backups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	finished := map[string]bool{}
+	for _, id := range done {
+		finished[id] = true
+	}
+	runs := map[string]*Run{}
+	for _, k := range keys {
+		id, file, ok := strings.Cut(strings.TrimPrefix(k, "checkpoints/"), "/")
+		name, isJSON := strings.CutSuffix(file, ".json")
+		seq, err := strconv.Atoi(name)
+		if !ok || !isJSON || err != nil || len(name) != 10 || !backupIDRe.MatchString(id) || finished[id] {
+			continue
+		}
+		if runs[id] == nil {
+			runs[id] = &Run{ID: id}
+		}
+		runs[id].Checkpoints = append(runs[id].Checkpoints, seq)
+	}
+	out := make([]Run, 0, len(runs))
+	for _, run := range runs {
+		sort.Ints(run.Checkpoints)
+		out = append(out, *run)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Checkpoint reads and checks checkpoint seq of run id.
+func (r *Repository) Checkpoint(ctx context.Context, id string, seq int) (*Manifest, error) {
+	key := checkpointKey(id, seq)
+	b, err := r.st.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	m, err := ParseManifest(b)
+	if err != nil {
+		return nil, fmt.Errorf("repo: %s: %w", key, err)
+	}
+	if m.ID != id || !m.Checkpoint {
+		return nil, fmt.Errorf("repo: %s holds %s (checkpoint %v), not a checkpoint of %s", key, m.ID, m.Checkpoint, id)
+	}
+	return m, nil
+}
+
+// DeleteCheckpoints removes the given checkpoints of run id. Checkpoints
+// are not part of any backup: a finished run's are clutter, and a running
+// one needs only its newest.
+func (r *Repository) DeleteCheckpoints(ctx context.Context, id string, seqs []int) error {
+	for _, seq := range seqs {
+		if err := r.st.Delete(ctx, checkpointKey(id, seq)); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("repo: delete %s: %w", checkpointKey(id, seq), err)
+		}
+	}
+	return nil
 }

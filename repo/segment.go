@@ -14,6 +14,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"sync"
 
 	"github.com/ktape/ktape/record"
 )
@@ -96,10 +97,8 @@ type SegmentWriter struct {
 	sha       hash.Hash
 	framing   Framing
 	chunkSize int
-	z         record.Compressor
 	chunk     []byte // uncompressed batches of the frame being built
 	chunkFrom int    // index of the chunk's first entry
-	out       []byte
 	seg       Segment
 	err       error
 }
@@ -173,12 +172,14 @@ func (s *SegmentWriter) flushFrame() error {
 	if s.framing == FramingLZ4 {
 		codec = record.LZ4
 	}
-	out, err := s.z.Compress(s.out[:0], codec, s.chunk)
+	fz := framers.Get().(*framer)
+	defer framers.Put(fz)
+	out, err := fz.z.Compress(fz.out[:0], codec, s.chunk)
 	if err != nil {
 		s.err = fmt.Errorf("repo: segment: %w", err)
 		return s.err
 	}
-	s.out = out
+	fz.out = out
 	pos := s.seg.StoredLen
 	for i := s.chunkFrom; i < len(s.seg.Entries); i++ {
 		s.seg.Entries[i].FramePos, s.seg.Entries[i].FrameLen = pos, uint32(len(out))
@@ -186,6 +187,20 @@ func (s *SegmentWriter) flushFrame() error {
 	s.chunk, s.chunkFrom = s.chunk[:0], len(s.seg.Entries)
 	return s.write(out)
 }
+
+// Buffered is the memory the writer holds for the frame being built:
+// with many segments open at once, callers count it against their budget.
+func (s *SegmentWriter) Buffered() int { return cap(s.chunk) }
+
+// A framer is an encoder with its output buffer. Writers share them
+// through a pool: an encoder's state is megabytes, and a backup may have
+// thousands of segments open, each compressing only now and then.
+type framer struct {
+	z   record.Compressor
+	out []byte
+}
+
+var framers = sync.Pool{New: func() any { return new(framer) }}
 
 // Close writes what is pending and returns the segment's description.
 func (s *SegmentWriter) Close() (*Segment, error) {

@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ktape/ktape/backup"
@@ -26,6 +30,11 @@ type BackupOptions struct {
 	Compression string
 	Isolation   string
 	Memory      int64
+
+	CheckpointInterval time.Duration
+	Full               bool
+	Fresh              bool
+	SkipGroups         bool
 }
 
 // AddFlags registers the backup command's flags on fs.
@@ -33,10 +42,14 @@ func (o *BackupOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.Brokers, "brokers", nil, "bootstrap brokers, HOST:PORT[,...]")
 	fs.StringArrayVar(&o.Topics, "topics", nil, "back up topics whose whole name matches this regular expression (repeatable; default all but internal)")
 	fs.StringArrayVar(&o.Exclude, "exclude", nil, "leave out topics whose whole name matches this regular expression (repeatable)")
-	fs.StringVar(&o.Mode, "mode", "snapshot", "snapshot (to the high watermarks at start); continuous is not available yet")
+	fs.StringVar(&o.Mode, "mode", "snapshot", "snapshot (to the high watermarks at start, then exit) or continuous (follow the topics until SIGINT/SIGTERM)")
 	fs.StringVar(&o.Compression, "compression", "auto", "segment framing: auto (zstd unless the batches are compressed), zstd, lz4 or none")
 	fs.StringVar(&o.Isolation, "isolation", "read_uncommitted", "read_uncommitted (to the high watermark) or read_committed (to the last stable offset)")
-	fs.Int64Var(&o.Memory, "memory", 256<<20, "memory budget in bytes for fetched data and segments being built")
+	fs.Int64Var(&o.Memory, "memory", 256<<20, "memory budget in bytes for fetched data and segments being built and stored")
+	fs.DurationVar(&o.CheckpointInterval, "checkpoint-interval", time.Minute, "how often progress is committed as a checkpoint that a restarted backup resumes from")
+	fs.BoolVar(&o.Full, "full", false, "back up every partition from its log start, not from where the repository's newest backup ended")
+	fs.BoolVar(&o.Fresh, "fresh", false, "start a new run even if the repository holds an unfinished one (which is otherwise resumed)")
+	fs.BoolVar(&o.SkipGroups, "skip-groups", false, "do not record consumer-group offsets")
 }
 
 func newBackupCommand(gopts *GlobalOptions) *cobra.Command {
@@ -45,10 +58,20 @@ func newBackupCommand(gopts *GlobalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backup",
 		Short: "Back up topics into a repository",
-		Long: `Back up Kafka topics into a repository (created if the location is empty):
-every selected partition from its log start to the high watermark it had
-when the backup started. Batches are stored as they came off the wire; the
-backup exists once its manifest is written, last.
+		Long: `Back up Kafka topics into a repository (created if the location is empty).
+Batches are stored as they came off the wire; the backup exists once its
+manifest is written, last.
+
+A snapshot backs up every selected partition to the high watermark it had
+when the backup started, then exits. A continuous backup follows the topics
+until SIGINT or SIGTERM, then writes its manifest and exits 0.
+
+Each partition continues where the repository's newest backup of the
+cluster ended and references its segments (--full starts from the log
+start). Progress is committed as a checkpoint every --checkpoint-interval:
+a backup that is killed continues from its newest checkpoint when started
+again (--fresh starts over). A first SIGINT stops a snapshot at a
+checkpoint (exit 130, resumable); a second abandons it at once.
 
 With --json, one "backup_done" object with the backup id and totals.
 
@@ -70,10 +93,17 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 	if ropts.URL == "" {
 		return usageError{fmt.Errorf("no repository: give --repo or set KTAPE_REPO")}
 	}
-	if opts.Mode != "snapshot" {
-		return usageError{fmt.Errorf("--mode %q: only snapshot is available in this version", opts.Mode)}
+	if opts.Mode != backup.Snapshot && opts.Mode != backup.Continuous {
+		return usageError{fmt.Errorf("--mode %q: snapshot or continuous", opts.Mode)}
 	}
-	bo := backup.Options{Compression: opts.Compression, Memory: opts.Memory, Version: ktapeVersion(), Bootstrap: opts.Brokers}
+	if opts.CheckpointInterval <= 0 {
+		return usageError{fmt.Errorf("--checkpoint-interval %v: must be positive", opts.CheckpointInterval)}
+	}
+	if opts.Memory < 8<<20 {
+		return usageError{fmt.Errorf("--memory %d: at least 8 MiB (8388608)", opts.Memory)}
+	}
+	bo := backup.Options{Mode: opts.Mode, Compression: opts.Compression, Memory: opts.Memory, CheckpointInterval: opts.CheckpointInterval,
+		Full: opts.Full, Fresh: opts.Fresh, SkipGroups: opts.SkipGroups, Version: ktapeVersion(), Bootstrap: opts.Brokers}
 	switch opts.Compression {
 	case "auto", "zstd", "lz4", "none":
 	default:
@@ -113,8 +143,33 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 		return fmt.Errorf("connect to %s: %w", strings.Join(opts.Brokers, ","), err)
 	}
 	defer c.Close()
+	// The first SIGINT or SIGTERM stops the run gracefully; a second
+	// abandons it.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := make(chan struct{})
+	bo.Stop = stop
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case <-sigs:
+			close(stop)
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	start := time.Now()
-	m, stats, err := backup.Snapshot(ctx, c, r, bo)
+	m, stats, err := backup.Run(ctx, c, r, bo)
+	if errors.Is(err, backup.ErrStopped) {
+		return interrupted{err}
+	}
 	if err != nil {
 		return err
 	}
@@ -123,15 +178,29 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 		return json.NewEncoder(out).Encode(struct {
 			MessageType string  `json:"message_type"`
 			Backup      string  `json:"backup"`
+			Parent      string  `json:"parent,omitempty"`
+			Resumed     bool    `json:"resumed"`
 			Topics      int     `json:"topics"`
 			Partitions  int     `json:"partitions"`
 			Batches     int64   `json:"batches"`
+			Records     int64   `json:"records"`
 			Bytes       int64   `json:"bytes"`
 			Segments    int     `json:"segments"`
+			StoredBytes int64   `json:"stored_bytes"`
+			Gaps        int     `json:"gaps"`
+			Groups      int     `json:"groups"`
 			Seconds     float64 `json:"seconds"`
-		}{"backup_done", m.ID, len(m.Topics), stats.Partitions, stats.Batches, stats.Bytes, stats.Segments, secs})
+		}{"backup_done", m.ID, m.Parent, stats.Resumed, len(m.Topics), stats.Partitions, stats.Batches, stats.Records, stats.Bytes,
+			stats.Segments, stats.StoredBytes, stats.Gaps, stats.Groups, secs})
 	}
-	fmt.Fprintf(out, "backup %s: %d topics, %d partitions, %d batches, %s in %d segments, %.1fs\n",
-		m.ID, len(m.Topics), stats.Partitions, stats.Batches, size(uint64(stats.Bytes)), stats.Segments, secs)
+	how := "backup"
+	switch {
+	case stats.Resumed:
+		how = "resumed backup"
+	case m.Parent != "":
+		how = "incremental backup (after " + m.Parent + ")"
+	}
+	fmt.Fprintf(out, "%s %s: %d topics, %d partitions; this run: %d records in %d batches, %s, stored as %s in %d segments, %.1fs\n",
+		how, m.ID, len(m.Topics), stats.Partitions, stats.Records, stats.Batches, size(uint64(stats.Bytes)), size(uint64(stats.StoredBytes)), stats.Segments, secs)
 	return nil
 }

@@ -186,7 +186,9 @@ func TestBackupCommand(t *testing.T) {
 	for _, bad := range [][]string{
 		{"backup", "--repo", dir},
 		{"backup", "--brokers", "x:1", "--repo", dir, "--topics", "("},
-		{"backup", "--brokers", "x:1", "--repo", dir, "--mode", "continuous"},
+		{"backup", "--brokers", "x:1", "--repo", dir, "--mode", "forever"},
+		{"backup", "--brokers", "x:1", "--repo", dir, "--checkpoint-interval", "0s"},
+		{"backup", "--brokers", "x:1", "--repo", dir, "--memory", "1000"},
 	} {
 		if code, _, _ := runKtape(t, bad...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", bad, code)

@@ -104,6 +104,17 @@ var exitCodes = []struct {
 	{1, "error: the command failed (the message says what and where)", nil},
 	{2, "usage error: unknown command, flag or argument, or an invalid flag value", isUsageError},
 	{3, "damage: verify found objects of a backup missing or corrupt (each one is printed)", isDamage},
+	{130, "interrupted: a snapshot backup stopped by SIGINT/SIGTERM; its progress is in a checkpoint and running it again resumes", isInterrupted},
+}
+
+// interrupted marks a run stopped by a signal, with its progress kept.
+type interrupted struct{ error }
+
+func (e interrupted) Unwrap() error { return e.error }
+
+func isInterrupted(err error) bool {
+	var i interrupted
+	return errors.As(err, &i)
 }
 
 // exitCode returns the exit code for err: 0 for nil, the first row of
