@@ -1,10 +1,15 @@
 package backup
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ktape/ktape/client"
 	"github.com/ktape/ktape/internal/kfaketest"
@@ -90,7 +95,9 @@ func TestSnapshotReadBackThroughFranzGo(t *testing.T) {
 
 // checkAgainstBroker checks every partition of m: the repository's
 // batches, decoded by franz-go, equal what franz-go's consumer reads from
-// the broker in [From, To) (markers and aborted data included).
+// the broker in [max(From, LogStart), To) (markers and aborted data
+// included); what lies below the log start the broker no longer has, and
+// verify --deep accounts for it.
 func checkAgainstBroker(t *testing.T, c *kfaketest.Cluster, st *storage.Store, m *repo.Manifest) {
 	t.Helper()
 	ctx := context.Background()
@@ -98,7 +105,7 @@ func checkAgainstBroker(t *testing.T, c *kfaketest.Cluster, st *storage.Store, m
 	for _, topic := range m.Topics {
 		for _, rec := range c.ConsumeAll(t, topic.Name, kgo.ReadUncommitted()) {
 			k := fmt.Sprintf("%s/%d", rec.Topic, rec.Partition)
-			if p := topic.Partition(rec.Partition); rec.Offset >= p.From && rec.Offset < p.To {
+			if p := topic.Partition(rec.Partition); rec.Offset >= max(p.From, p.LogStart) && rec.Offset < p.To {
 				broker[k] = append(broker[k], fmt.Sprintf("%d %q %q %v", rec.Offset, rec.Key, rec.Value, rec.Headers))
 			}
 		}
@@ -141,7 +148,7 @@ func checkAgainstBroker(t *testing.T, c *kfaketest.Cluster, st *storage.Store, m
 					t.Fatalf("%s/%d: offset %d twice in the repository", topic.Name, p.Partition, rec.Offset)
 				}
 				seen[rec.Offset] = true
-				if rec.Offset >= p.From {
+				if rec.Offset >= max(p.From, p.LogStart) {
 					got = append(got, fmt.Sprintf("%d %q %q %v", rec.Offset, rec.Key, rec.Value, rec.Headers))
 				}
 			}
@@ -181,3 +188,233 @@ func TestSelectTopics(t *testing.T) {
 		}
 	}
 }
+
+func openRepo(t *testing.T, dir string) (*storage.Store, *repo.Repository) {
+	t.Helper()
+	st, err := storage.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r, err := repo.Open(context.Background(), st, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, r
+}
+
+func newClient(t *testing.T, c *kfaketest.Cluster) *client.Client {
+	t.Helper()
+	cl, err := client.New(context.Background(), c.Addrs(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// A second backup continues each partition where the first ended: it
+// names the first as its parent, references its segments, stores only
+// the new batches, and records the offsets deleted in between as a gap.
+// --full ignores the parent.
+func TestIncremental(t *testing.T) {
+	ctx := context.Background()
+	c := kfaketest.Start(t, kfaketest.Topics(2, "orders"))
+	c.Produce(t, "orders", 0, records("a", 40)...)
+	c.Produce(t, "orders", 1, records("b", 10)...)
+	cl := newClient(t, c)
+	st, r := openRepo(t, t.TempDir())
+	first, _, err := Run(ctx, cl, r, Options{SegmentBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Produce(t, "orders", 0, records("c", 30)...)
+	c.Produce(t, "orders", 1, records("d", 10)...)
+	// orders/1: offsets 10-14 (after the first backup) deleted before the second.
+	if res := cl.DeleteRecords(ctx, map[client.TopicPartition]int64{{Topic: "orders", Partition: 1}: 15}); res[client.TopicPartition{Topic: "orders", Partition: 1}].Err != nil {
+		t.Fatal(res)
+	}
+	second, stats, err := Run(ctx, cl, r, Options{SegmentBytes: 1024})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Parent != first.ID || stats.Parent != first.ID {
+		t.Fatalf("parent %q, want %q", second.Parent, first.ID)
+	}
+	p0, old0 := second.Topics[0].Partitions[0], first.Topics[0].Partitions[0]
+	if p0.From != 0 || p0.To != 70 || len(p0.Segments) <= len(old0.Segments) || fmt.Sprint(p0.Segments[:len(old0.Segments)]) != fmt.Sprint(old0.Segments) {
+		t.Fatalf("orders/0: %+v after %+v", p0, old0)
+	}
+	// orders/1's new batch holds offsets 10-19; the first 5 are below the
+	// log start but a batch is stored whole.
+	if stats.Records != 30+10 {
+		t.Fatalf("the second backup fetched %d records, want the 40 in new batches", stats.Records)
+	}
+	if p1 := second.Topics[0].Partitions[1]; fmt.Sprint(p1.Gaps) != "[{10 15 retention}]" || p1.From != 0 || p1.To != 20 {
+		t.Fatalf("orders/1: %+v", p1)
+	}
+	if errs := r.Verify(ctx, second, true); len(errs) > 0 {
+		t.Fatalf("verify --deep: %v", errs)
+	}
+	checkAgainstBroker(t, c, st, second)
+
+	full, _, err := Run(ctx, cl, r, Options{Full: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if full.Parent != "" || full.Topics[0].Partitions[1].From != 15 || len(full.Topics[0].Partitions[1].Gaps) != 0 {
+		t.Fatalf("full backup: parent %q, orders/1 %+v", full.Parent, full.Topics[0].Partitions[1])
+	}
+	checkAgainstBroker(t, c, st, full)
+}
+
+// stopAfter is an Observer that calls fn once, after n segments were
+// stored and a checkpoint written after them.
+type stopAfter struct {
+	mu     sync.Mutex
+	n      int
+	stored int
+	fn     func()
+	done   bool
+}
+
+func (s *stopAfter) Planned(PartitionPlan) {}
+func (s *stopAfter) Fetched(FetchEvent)    {}
+func (s *stopAfter) Stored(StoreEvent) {
+	s.mu.Lock()
+	s.stored++
+	s.mu.Unlock()
+}
+func (s *stopAfter) Checkpointed(e CheckpointEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stored >= s.n && !s.done && !e.Final {
+		s.done = true
+		s.fn()
+	}
+}
+
+// A snapshot abandoned mid-way (its context cancelled, as a crash would)
+// is resumed by the next run from its newest checkpoint: same backup id,
+// the ends fixed when it started, nothing missing, nothing twice. Data
+// produced after the first run started is not in the snapshot.
+func TestResumeAbandonedSnapshot(t *testing.T) {
+	c := kfaketest.Start(t, kfaketest.Topics(3, "orders"))
+	// 1.6 MB a partition: more than one fetch.
+	for p := int32(0); p < 3; p++ {
+		for i := 0; i < 20; i++ {
+			rs := records(fmt.Sprint("p", p, "-", i), 10)
+			for _, r := range rs {
+				r.Value = bytes.Repeat([]byte{byte(i)}, 8<<10)
+			}
+			c.Produce(t, "orders", p, rs...)
+		}
+	}
+	cl := newClient(t, c)
+	st, r := openRepo(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	obs := &stopAfter{n: 3, fn: cancel}
+	_, first, err := Run(ctx, cl, r, Options{SegmentBytes: 64 << 10, Memory: 8 << 20, CheckpointInterval: time.Millisecond, Observer: obs})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("first run: %v, want it abandoned", err)
+	}
+	runs, err := r.Unfinished(context.Background())
+	if err != nil || len(runs) != 1 || runs[0].ID != first.ID || len(runs[0].Checkpoints) != 1 {
+		t.Fatalf("unfinished runs %+v, %v: want %s with its newest checkpoint only", runs, err, first.ID)
+	}
+	c.Produce(t, "orders", 0, records("late", 5)...)
+
+	m, second, err := Run(context.Background(), cl, r, Options{SegmentBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Resumed || m.ID != first.ID || second.Records >= 600 || second.Records+first.Records < 600 {
+		t.Fatalf("resumed %v, id %s (first %s), records %d then %d", second.Resumed, m.ID, first.ID, first.Records, second.Records)
+	}
+	if to := m.Topics[0].Partitions[0].To; to != 200 {
+		t.Fatalf("orders/0 ends at %d: the resumed snapshot must keep the end fixed when it started (200)", to)
+	}
+	if errs := r.Verify(context.Background(), m, true); len(errs) > 0 {
+		t.Fatalf("verify --deep: %v", errs)
+	}
+	checkAgainstBroker(t, c, st, m)
+	if runs, _ := r.Unfinished(context.Background()); len(runs) != 0 {
+		t.Fatalf("unfinished runs after the backup finished: %+v", runs)
+	}
+	if keys, _ := st.List(context.Background(), "checkpoints/"); len(keys) != 0 {
+		t.Fatalf("checkpoints left behind: %v", keys)
+	}
+}
+
+// A continuous backup follows the topic while it is written to, commits
+// checkpoints, and on Stop writes a manifest up to where it got; consumer
+// group offsets are recorded.
+func TestContinuous(t *testing.T) {
+	c := kfaketest.Start(t, kfaketest.Topics(2, "orders"))
+	cl := newClient(t, c)
+	st, r := openRepo(t, t.TempDir())
+	stop := make(chan struct{})
+	type result struct {
+		m   *repo.Manifest
+		st  Stats
+		err error
+	}
+	res := make(chan result, 1)
+	var checkpoints atomic.Int32
+	go func() {
+		m, s, err := Run(context.Background(), cl, r, Options{Mode: Continuous, CheckpointInterval: 20 * time.Millisecond, Stop: stop,
+			Observer: countCheckpoints{&checkpoints}})
+		res <- result{m, s, err}
+	}()
+	for i := 0; i < 10; i++ {
+		c.Produce(t, "orders", int32(i%2), records(fmt.Sprint("r", i), 7)...)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := cl.CommitGroupOffsets(context.Background(), "billing", map[client.TopicPartition]client.GroupOffset{{Topic: "orders", Partition: 1}: {Offset: 21, LeaderEpoch: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until a checkpoint has everything, then stop.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runs, _ := r.Unfinished(context.Background())
+		if len(runs) == 1 {
+			cp, err := r.Checkpoint(context.Background(), runs[0].ID, runs[0].Checkpoints[len(runs[0].Checkpoints)-1])
+			if err == nil && cp.Topics[0].Partitions[0].To == 35 && cp.Topics[0].Partitions[1].To == 35 && len(cp.Groups) == 1 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint with all the data after 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	out := <-res
+	if out.err != nil {
+		t.Fatal(out.err)
+	}
+	m := out.m
+	if m.Mode != Continuous || m.Checkpoint || checkpoints.Load() < 2 {
+		t.Fatalf("mode %s checkpoint %v after %d checkpoints", m.Mode, m.Checkpoint, checkpoints.Load())
+	}
+	if fmt.Sprint(m.Groups) != "[{billing [{orders 1 21 -1 }]}]" {
+		t.Fatalf("groups %+v", m.Groups)
+	}
+	for _, p := range m.Topics[0].Partitions {
+		if p.To != 35 || p.HighWatermark != 35 {
+			t.Fatalf("orders/%d: %+v", p.Partition, p)
+		}
+	}
+	if errs := r.Verify(context.Background(), m, true); len(errs) > 0 {
+		t.Fatalf("verify --deep: %v", errs)
+	}
+	checkAgainstBroker(t, c, st, m)
+}
+
+type countCheckpoints struct{ n *atomic.Int32 }
+
+func (countCheckpoints) Planned(PartitionPlan)          {}
+func (countCheckpoints) Fetched(FetchEvent)             {}
+func (countCheckpoints) Stored(StoreEvent)              {}
+func (c countCheckpoints) Checkpointed(CheckpointEvent) { c.n.Add(1) }
