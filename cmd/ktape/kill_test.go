@@ -1,0 +1,159 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ktape/ktape/internal/kfaketest"
+	"github.com/ktape/ktape/internal/repotest"
+	"github.com/ktape/ktape/repo"
+	"github.com/ktape/ktape/storage"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// buildKtape builds the ktape binary for tests that need a real process.
+func buildKtape(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ktape")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// A backup killed with SIGKILL again and again, at points further and
+// further in, then allowed to finish: the backup it finally writes is
+// the first run's, resumed from checkpoints; verify --deep is clean, and
+// the repository holds every record of the snapshot exactly once (read
+// back with franz-go and compared with the broker's).
+func TestKillAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ktape and runs it many times")
+	}
+	bin := buildKtape(t)
+	c := kfaketest.Start(t, kfaketest.Topics(4, "orders"), kfaketest.Topics(1, "events"))
+	value := bytes.Repeat([]byte("0123456789abcdef"), 256) // 4 KiB
+	for i := 0; i < 128; i++ {
+		var rs []*kgo.Record
+		for j := 0; j < 16; j++ {
+			rs = append(rs, &kgo.Record{Key: []byte(fmt.Sprint("k", i, "-", j)), Value: value})
+		}
+		opts := kfaketest.ProduceOptions{}
+		if i%2 == 1 {
+			opts.Compression = kgo.Lz4Compression()
+		}
+		if i%8 == 7 {
+			opts.Txn = kfaketest.Abort
+		}
+		c.ProduceWith(t, opts, "orders", int32(i%4), rs...)
+		c.Produce(t, "events", 0, &kgo.Record{Value: []byte(fmt.Sprint("event ", i))})
+	}
+	dir := t.TempDir()
+	args := []string{"backup", "--brokers", c.Addrs()[0], "--repo", dir, "--checkpoint-interval", "2ms", "--memory", fmt.Sprint(8 << 20), "--json"}
+	kills, first := 0, ""
+	var done struct {
+		Backup  string `json:"backup"`
+		Resumed bool   `json:"resumed"`
+	}
+	for delay := 20 * time.Millisecond; ; delay += 10 * time.Millisecond {
+		if delay > 5*time.Second {
+			t.Fatal("the backup did not finish")
+		}
+		cmd := exec.Command(bin, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("backup: %v\n%s", err, stderr.String())
+			}
+			if err := json.Unmarshal(stdout.Bytes(), &done); err != nil {
+				t.Fatalf("backup --json: %v: %q", err, stdout.String())
+			}
+		case <-time.After(delay):
+			cmd.Process.Kill() // SIGKILL: no chance to clean up
+			<-exited
+			kills++
+			run, finished := runs(t, dir)
+			if first == "" {
+				first = run
+			}
+			if finished != "" { // killed after it wrote the manifest
+				done.Backup, done.Resumed = finished, kills > 1
+				break
+			}
+			continue
+		}
+		break
+	}
+	t.Logf("%d kills, then backup %s (resumed %v)", kills, done.Backup, done.Resumed)
+	if kills < 3 || first == "" || done.Backup != first || !done.Resumed {
+		t.Fatalf("%d kills, first run %q, finished %s (resumed %v): want the first run resumed to the end", kills, first, done.Backup, done.Resumed)
+	}
+	if code, out, errOut := runKtape(t, "verify", "--repo", dir, "--deep", done.Backup); code != 0 {
+		t.Fatalf("verify --deep: %d %s %s", code, out, errOut)
+	}
+	ctx := context.Background()
+	st, err := storage.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := repo.Open(ctx, st, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.Manifest(ctx, done.Backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range m.Topics {
+		for _, p := range topic.Partitions {
+			if p.From != 0 || p.To != p.HighWatermark || p.To == 0 {
+				t.Fatalf("%s/%d: [%d, %d), high watermark %d at start", topic.Name, p.Partition, p.From, p.To, p.HighWatermark)
+			}
+		}
+	}
+	repotest.CheckAgainstBroker(t, c, st, m)
+}
+
+// runs returns the id of the repository's unfinished run and of its
+// complete backup, where there are.
+func runs(t *testing.T, dir string) (unfinished, finished string) {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := repo.Open(ctx, st, true)
+	if err != nil {
+		return "", "" // killed before it initialised the repository
+	}
+	runs, err := r.Unfinished(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) > 0 {
+		unfinished = runs[len(runs)-1].ID
+	}
+	ids, err := r.Backups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) > 0 {
+		finished = ids[len(ids)-1]
+	}
+	return unfinished, finished
+}
