@@ -305,3 +305,55 @@ func (r *Repository) DeleteCheckpoints(ctx context.Context, id string, seqs []in
 	}
 	return nil
 }
+
+// Unreferenced lists the segment and index objects that no backup and no
+// unfinished run's newest checkpoint names: left by runs that were
+// interrupted between storing a segment and committing a checkpoint. They
+// are not part of any backup, and nothing reads them. While a backup is
+// running, the segments it stored since its last checkpoint are listed
+// too: only a repository no backup is writing to has no such objects.
+func (r *Repository) Unreferenced(ctx context.Context) ([]string, error) {
+	named := map[string]bool{}
+	name := func(m *Manifest) {
+		for _, t := range m.Topics {
+			for _, p := range t.Partitions {
+				for _, s := range p.Segments {
+					named[s.Key], named[IndexKey(s.Key)] = true, true
+				}
+			}
+		}
+	}
+	ids, err := r.Backups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		m, err := r.Manifest(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		name(m)
+	}
+	runs, err := r.Unfinished(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, run := range runs {
+		m, err := r.Checkpoint(ctx, run.ID, run.Checkpoints[len(run.Checkpoints)-1])
+		if err != nil {
+			return nil, err
+		}
+		name(m)
+	}
+	keys, err := r.st.List(ctx, "segments/")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, k := range keys {
+		if !named[k] {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}

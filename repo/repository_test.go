@@ -122,3 +122,80 @@ func TestVerifyDeepFindsHoles(t *testing.T) {
 		t.Fatalf("hole covered by a gap: %v", errs)
 	}
 }
+
+// Checkpoints of a run: listed while the run has no manifest, read back,
+// deleted; segments no backup or newest checkpoint names are unreferenced.
+func TestCheckpointsAndUnreferenced(t *testing.T) {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, st, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := writeBackup(t, r)
+	if runs, err := r.Unfinished(ctx); err != nil || len(runs) != 0 {
+		t.Fatalf("unfinished runs %v, %v", runs, err)
+	}
+	// A run with two checkpoints, the second naming one more segment,
+	// and a segment stored after it (a crash before the next checkpoint).
+	cp := *done
+	cp.ID, cp.Checkpoint = NewBackupID(time.Now().Add(time.Hour)), true
+	cp.Topics = append([]Topic(nil), done.Topics...)
+	cp.Topics[0].Partitions = append([]Partition(nil), done.Topics[0].Partitions[:1]...)
+	if err := r.PutCheckpoint(ctx, &cp, 1); err != nil {
+		t.Fatal(err)
+	}
+	batches := fixtureBatches(t)[0]
+	stored, seg := writeSegment(t, FramingLZ4, 0, batches[:1])
+	ref, err := r.PutSegment(ctx, "other", cp.Topics[0].ID, 0, stored, seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp.Topics = append(cp.Topics, Topic{Name: "other", ID: cp.Topics[0].ID, PartitionsCount: 1,
+		Partitions: []Partition{{From: ref.BaseOffset, To: ref.LastOffset + 1, Segments: []SegmentRef{ref}}}})
+	if err := r.PutCheckpoint(ctx, &cp, 2); err != nil {
+		t.Fatal(err)
+	}
+	stored, seg = writeSegment(t, FramingNone, 0, batches[1:2])
+	garbage, err := r.PutSegment(ctx, "other", cp.Topics[0].ID, 0, stored, seg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	notCheckpoint := *done
+	if err := r.PutCheckpoint(ctx, &notCheckpoint, 3); err == nil {
+		t.Fatal("a manifest not marked as a checkpoint was stored as one")
+	}
+
+	runs, err := r.Unfinished(ctx)
+	if err != nil || len(runs) != 1 || runs[0].ID != cp.ID || len(runs[0].Checkpoints) != 2 || runs[0].Checkpoints[1] != 2 {
+		t.Fatalf("unfinished runs %+v, %v", runs, err)
+	}
+	got, err := r.Checkpoint(ctx, cp.ID, 2)
+	if err != nil || len(got.Topics) != 2 || !got.Checkpoint {
+		t.Fatalf("checkpoint 2: %+v, %v", got, err)
+	}
+	if _, err := r.Checkpoint(ctx, cp.ID, 7); err == nil {
+		t.Fatal("a missing checkpoint was read")
+	}
+	un, err := r.Unreferenced(ctx)
+	if err != nil || len(un) != 2 || un[0] != IndexKey(garbage.Key) || un[1] != garbage.Key {
+		t.Fatalf("unreferenced %v, %v: want %s and its index", un, err, garbage.Key)
+	}
+	if err := r.DeleteCheckpoints(ctx, cp.ID, []int{1}); err != nil {
+		t.Fatal(err)
+	}
+	if runs, _ := r.Unfinished(ctx); len(runs) != 1 || len(runs[0].Checkpoints) != 1 {
+		t.Fatalf("after deleting checkpoint 1: %+v", runs)
+	}
+	// The run finishes: its manifest exists, it is no longer unfinished.
+	cp.Checkpoint = false
+	if err := r.PutManifest(ctx, &cp); err != nil {
+		t.Fatal(err)
+	}
+	if runs, _ := r.Unfinished(ctx); len(runs) != 0 {
+		t.Fatalf("a finished run is listed as unfinished: %+v", runs)
+	}
+}

@@ -68,6 +68,7 @@ type backupSummary struct {
 	Segments    int       `json:"segments"`
 	DataBytes   uint64    `json:"data_bytes"`
 	StoredBytes uint64    `json:"stored_bytes"`
+	Checkpoint  int       `json:"checkpoint,omitempty"` // of an unfinished run: its newest
 }
 
 func summarize(m *repo.Manifest) backupSummary {
@@ -92,8 +93,10 @@ func newLsCommand(gopts *GlobalOptions) *cobra.Command {
 		Use:   "ls",
 		Short: "List the complete backups in a repository",
 		Long: `List the complete backups in a repository, oldest first: id, start time,
-mode, topics, partitions and size. With --json, one JSON object per backup
-("message_type":"backup").
+mode, topics, partitions and size; then the runs still going or interrupted
+(resumed by the next backup), with what their newest checkpoint holds. With
+--json, one JSON object per backup ("message_type":"backup") and per run
+("message_type":"unfinished_run").
 
 ` + exitStatusHelp(),
 		Args: noArgs,
@@ -132,6 +135,28 @@ func runLs(ctx context.Context, ropts RepoOptions, gopts GlobalOptions, out io.W
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.ID, s.Started.Format(time.RFC3339), s.Mode, s.Topics, s.Partitions, size(s.DataBytes), size(s.StoredBytes))
+	}
+	// Runs still going, or interrupted: what their newest checkpoint holds.
+	runs, err := r.Unfinished(ctx)
+	if err != nil {
+		return err
+	}
+	for _, run := range runs {
+		seq := run.Checkpoints[len(run.Checkpoints)-1]
+		m, err := r.Checkpoint(ctx, run.ID, seq)
+		if err != nil {
+			return err
+		}
+		s := summarize(m)
+		s.MessageType, s.Checkpoint = "unfinished_run", seq
+		if gopts.JSON {
+			if err := enc.Encode(s); err != nil {
+				return err
+			}
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s (unfinished, checkpoint %d of %s)\t%d\t%d\t%s\t%s\n", s.ID, s.Started.Format(time.RFC3339), s.Mode, seq,
+			s.Finished.Format(time.RFC3339), s.Topics, s.Partitions, size(s.DataBytes), size(s.StoredBytes))
 	}
 	return tw.Flush()
 }
@@ -253,6 +278,10 @@ func runVerify(ctx context.Context, ropts RepoOptions, gopts GlobalOptions, deep
 		return err
 	}
 	errs := r.Verify(ctx, m, deep)
+	garbage, err := r.Unreferenced(ctx)
+	if err != nil {
+		return err
+	}
 	enc := json.NewEncoder(out)
 	for _, e := range errs {
 		if gopts.JSON {
@@ -272,9 +301,16 @@ func runVerify(ctx context.Context, ropts RepoOptions, gopts GlobalOptions, deep
 			Deep        bool   `json:"deep"`
 			Segments    int    `json:"segments"`
 			Problems    int    `json:"problems"`
-		}{"verify", m.ID, deep, s.Segments, len(errs)})
-	} else if len(errs) == 0 {
-		fmt.Fprintf(out, "backup %s: %d segments, %s: no problems found\n", m.ID, s.Segments, size(s.StoredBytes))
+			// Objects no backup or unfinished run names: not damage.
+			Unreferenced int `json:"unreferenced_objects"`
+		}{"verify", m.ID, deep, s.Segments, len(errs), len(garbage)})
+	} else {
+		if len(errs) == 0 {
+			fmt.Fprintf(out, "backup %s: %d segments, %s: no problems found\n", m.ID, s.Segments, size(s.StoredBytes))
+		}
+		if len(garbage) > 0 {
+			fmt.Fprintf(out, "note: %d objects in the repository are not part of any backup (left by interrupted runs, or stored by a backup running now since its last checkpoint), e.g. %s\n", len(garbage), garbage[0])
+		}
 	}
 	if len(errs) > 0 {
 		return damageError{len(errs)}

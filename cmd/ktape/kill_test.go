@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,8 +87,11 @@ func TestKillAndResume(t *testing.T) {
 			<-exited
 			kills++
 			run, finished := runs(t, dir)
-			if first == "" {
+			if first == "" && run != "" {
 				first = run
+				if code, out, _ := runKtape(t, "ls", "--repo", dir, "--json"); code != 0 || !strings.Contains(out, `"message_type":"unfinished_run","id":"`+run) {
+					t.Fatalf("ls: %d %s: the unfinished run is not listed", code, out)
+				}
 			}
 			if finished != "" { // killed after it wrote the manifest
 				done.Backup, done.Resumed = finished, kills > 1
