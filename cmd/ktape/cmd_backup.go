@@ -23,7 +23,7 @@ import (
 
 // BackupOptions hold the flags of the backup command.
 type BackupOptions struct {
-	Brokers     []string
+	Conn        ConnectOptions
 	Topics      []string
 	Exclude     []string
 	Mode        string
@@ -39,13 +39,13 @@ type BackupOptions struct {
 
 // AddFlags registers the backup command's flags on fs.
 func (o *BackupOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringSliceVar(&o.Brokers, "brokers", nil, "bootstrap brokers, HOST:PORT[,...]")
+	o.Conn.AddFlags(fs)
 	fs.StringArrayVar(&o.Topics, "topics", nil, "back up topics whose whole name matches this regular expression (repeatable; default all but internal)")
 	fs.StringArrayVar(&o.Exclude, "exclude", nil, "leave out topics whose whole name matches this regular expression (repeatable)")
-	fs.StringVar(&o.Mode, "mode", "snapshot", "snapshot (to the high watermarks at start, then exit) or continuous (follow the topics until SIGINT/SIGTERM)")
-	fs.StringVar(&o.Compression, "compression", "auto", "segment framing: auto (zstd unless the batches are compressed), zstd, lz4 or none")
-	fs.StringVar(&o.Isolation, "isolation", "read_uncommitted", "read_uncommitted (to the high watermark) or read_committed (to the last stable offset)")
-	fs.Int64Var(&o.Memory, "memory", 256<<20, "memory budget in bytes for fetched data and segments being built and stored")
+	fs.Var(newEnumValue(&o.Mode, backup.Snapshot, false, backup.Snapshot, backup.Continuous), "mode", "snapshot (to the high watermarks at start, then exit) or continuous (follow the topics until SIGINT/SIGTERM)")
+	fs.Var(newEnumValue(&o.Compression, "auto", false, "auto", "zstd", "lz4", "none"), "compression", "segment framing: auto (zstd unless the batches are compressed), zstd, lz4 or none")
+	fs.Var(newEnumValue(&o.Isolation, "read_uncommitted", false, "read_uncommitted", "read_committed"), "isolation", "read_uncommitted (to the high watermark) or read_committed (to the last stable offset)")
+	fs.Var(newSizeValue(&o.Memory, 256<<20), "memory", "memory budget for fetched data and segments being built and stored: bytes, or with a unit (512MiB, 2GiB); at least 8MiB")
 	fs.DurationVar(&o.CheckpointInterval, "checkpoint-interval", time.Minute, "how often progress is committed as a checkpoint that a restarted backup resumes from")
 	fs.BoolVar(&o.Full, "full", false, "back up every partition from its log start, not from where the repository's newest backup ended")
 	fs.BoolVar(&o.Fresh, "fresh", false, "start a new run even if the repository holds an unfinished one (which is otherwise resumed)")
@@ -75,6 +75,13 @@ checkpoint (exit 130, resumable); a second abandons it at once.
 
 With --json, one "backup_done" object with the backup id and totals.
 
+Any flag can instead be set in the environment (--sasl-password as
+KTAPE_SASL_PASSWORD) or in the --config file: connection and repository
+flags at its top level (brokers, repo, tls.ca, sasl.mechanism), the others
+in its backup section (backup.memory: 1GiB). The command line wins over the
+environment, which wins over the file. Keep passwords out of the command
+line: other users can see it.
+
 ` + exitStatusHelp(),
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -87,44 +94,49 @@ With --json, one "backup_done" object with the backup id and totals.
 }
 
 func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts GlobalOptions, out io.Writer) error {
-	if len(opts.Brokers) == 0 {
-		return usageError{fmt.Errorf("no brokers: give --brokers HOST:PORT")}
+	seeds, err := opts.Conn.Seeds(gopts.Sources)
+	if err != nil {
+		return err
 	}
 	if ropts.URL == "" {
 		return usageError{fmt.Errorf("no repository: give --repo or set KTAPE_REPO")}
 	}
 	if opts.Mode != backup.Snapshot && opts.Mode != backup.Continuous {
-		return usageError{fmt.Errorf("--mode %q: snapshot or continuous", opts.Mode)}
+		return usageError{fmt.Errorf("%s %q: snapshot or continuous", gopts.Sources.of("mode"), opts.Mode)}
 	}
 	if opts.CheckpointInterval <= 0 {
-		return usageError{fmt.Errorf("--checkpoint-interval %v: must be positive", opts.CheckpointInterval)}
+		return usageError{fmt.Errorf("%s %v: must be positive", gopts.Sources.of("checkpoint-interval"), opts.CheckpointInterval)}
 	}
 	if opts.Memory < 8<<20 {
-		return usageError{fmt.Errorf("--memory %d: at least 8 MiB (8388608)", opts.Memory)}
+		return usageError{fmt.Errorf("%s %s: at least 8MiB (8388608)", gopts.Sources.of("memory"), formatSize(opts.Memory))}
+	}
+	dialer, err := opts.Conn.Dialer(gopts.Sources)
+	if err != nil {
+		return err
 	}
 	bo := backup.Options{Mode: opts.Mode, Compression: opts.Compression, Memory: opts.Memory, CheckpointInterval: opts.CheckpointInterval,
-		Full: opts.Full, Fresh: opts.Fresh, SkipGroups: opts.SkipGroups, Version: ktapeVersion(), Bootstrap: opts.Brokers}
+		Full: opts.Full, Fresh: opts.Fresh, SkipGroups: opts.SkipGroups, Version: ktapeVersion(), Bootstrap: seeds}
 	switch opts.Compression {
 	case "auto", "zstd", "lz4", "none":
 	default:
-		return usageError{fmt.Errorf("--compression %q: auto, zstd, lz4 or none", opts.Compression)}
+		return usageError{fmt.Errorf("%s %q: auto, zstd, lz4 or none", gopts.Sources.of("compression"), opts.Compression)}
 	}
 	switch opts.Isolation {
 	case "read_uncommitted":
 	case "read_committed":
 		bo.Isolation = client.ReadCommitted
 	default:
-		return usageError{fmt.Errorf("--isolation %q: read_uncommitted or read_committed", opts.Isolation)}
+		return usageError{fmt.Errorf("%s %q: read_uncommitted or read_committed", gopts.Sources.of("isolation"), opts.Isolation)}
 	}
 	for _, list := range []struct {
 		flag string
 		in   []string
 		out  *[]*regexp.Regexp
-	}{{"--topics", opts.Topics, &bo.Topics}, {"--exclude", opts.Exclude, &bo.Exclude}} {
+	}{{"topics", opts.Topics, &bo.Topics}, {"exclude", opts.Exclude, &bo.Exclude}} {
 		for _, s := range list.in {
 			re, err := regexp.Compile(s)
 			if err != nil {
-				return usageError{fmt.Errorf("%s %q: %w", list.flag, s, err)}
+				return usageError{fmt.Errorf("%s %q: %w", gopts.Sources.of(list.flag), s, err)}
 			}
 			*list.out = append(*list.out, re)
 		}
@@ -138,9 +150,9 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 	if err != nil {
 		return err
 	}
-	c, err := client.New(ctx, opts.Brokers, nil)
+	c, err := client.New(ctx, seeds, dialer)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", strings.Join(opts.Brokers, ","), err)
+		return fmt.Errorf("connect to %s: %w", strings.Join(seeds, ","), err)
 	}
 	defer c.Close()
 	// The first SIGINT or SIGTERM stops the run gracefully; a second

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -16,14 +15,17 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// RepoOptions locate a repository: --repo, or $KTAPE_REPO.
+// RepoOptions locate a repository: --repo, $KTAPE_REPO, or repo at the top
+// level of the config file, shared by every command.
 type RepoOptions struct {
 	URL string
 }
 
 // AddFlags registers --repo on fs.
 func (o *RepoOptions) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.URL, "repo", os.Getenv("KTAPE_REPO"), "repository: a directory, or s3://, gs://, azblob:// URL (default $KTAPE_REPO)")
+	fs.StringVar(&o.URL, "repo", "", "repository: a directory, or s3://, gs://, azblob:// URL (default $KTAPE_REPO)")
+	markShared(fs, "repo")
+	markPath(fs, "repo")
 }
 
 // open opens the repository; it must exist.

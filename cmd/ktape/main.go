@@ -49,11 +49,19 @@ type GlobalOptions struct {
 	// JSON selects machine-readable output: a JSON document (or JSON lines
 	// for streams) on stdout, and an exit_error object on stderr.
 	JSON bool
+	// Config is the YAML config file (--config or $KTAPE_CONFIG); empty for
+	// none.
+	Config string
+	// Sources says where each flag set for this run got its value, for
+	// error messages. Filled in by applyConfig.
+	Sources sources
 }
 
 // AddFlags registers the global flags on fs.
 func (o *GlobalOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.JSON, "json", false, "print machine-readable JSON instead of text")
+	fs.StringVar(&o.Config, "config", "", "YAML config `FILE` setting any flag (default $KTAPE_CONFIG); see README, Configuration")
+	markShared(fs, "json")
 }
 
 func newRootCommand(gopts *GlobalOptions) *cobra.Command {
@@ -67,6 +75,11 @@ and sent back as they were stored, with only their headers rewritten.
 Output is text by default; --json prints JSON on stdout (each document or line
 has a "message_type" field) and, on failure, an "exit_error" object on stderr.
 
+Every flag can also be set in the environment, as KTAPE_ and its name in
+capitals with underscores (KTAPE_BROKERS, KTAPE_SASL_PASSWORD), or in a YAML
+file named by --config or KTAPE_CONFIG. The command line wins over the
+environment, which wins over the file.
+
 ` + exitStatusHelp(),
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,6 +88,12 @@ has a "message_type" field) and, on failure, an "exit_error" object on stderr.
 		SuggestionsMinimumDistance: 2,    // used by noArgs
 		SilenceErrors:              true, // run prints errors, once, in one format
 		SilenceUsage:               true,
+		// The environment and the config file fill in what the command line
+		// left unset. Subcommands must not set their own PersistentPreRunE:
+		// cobra would run theirs instead of this one.
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return applyConfig(cmd, gopts)
+		},
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return usageError{err}
@@ -102,7 +121,7 @@ var exitCodes = []struct {
 }{
 	{0, "success", nil},
 	{1, "error: the command failed (the message says what and where)", nil},
-	{2, "usage error: unknown command, flag or argument, or an invalid flag value", isUsageError},
+	{2, "usage error: unknown command, flag or argument, or an invalid value in a flag, environment variable or config file", isUsageError},
 	{3, "damage: verify found objects of a backup missing or corrupt (each one is printed)", isDamage},
 	{130, "interrupted: a snapshot backup stopped by SIGINT/SIGTERM; its progress is in a checkpoint and running it again resumes", isInterrupted},
 }
