@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"regexp"
@@ -19,6 +20,7 @@ import (
 	"github.com/ktape/ktape/storage"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 )
 
 // BackupOptions hold the flags of the backup command.
@@ -35,6 +37,8 @@ type BackupOptions struct {
 	Full               bool
 	Fresh              bool
 	SkipGroups         bool
+	MetricsAddr        string
+	ProgressInterval   time.Duration
 }
 
 // AddFlags registers the backup command's flags on fs.
@@ -50,6 +54,8 @@ func (o *BackupOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Full, "full", false, "back up every partition from its log start, not from where the repository's newest backup ended")
 	fs.BoolVar(&o.Fresh, "fresh", false, "start a new run even if the repository holds an unfinished one (which is otherwise resumed)")
 	fs.BoolVar(&o.SkipGroups, "skip-groups", false, "do not record consumer-group offsets")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (ktape_backup_*) at http://HOST:PORT/metrics while the backup runs")
+	fs.DurationVar(&o.ProgressInterval, "progress-interval", 30*time.Second, "how often progress is logged when standard error is not a terminal (0: never)")
 }
 
 func newBackupCommand(gopts *GlobalOptions) *cobra.Command {
@@ -85,7 +91,7 @@ line: other users can see it.
 ` + exitStatusHelp(),
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runBackup(cmd.Context(), ropts, opts, *gopts, cmd.OutOrStdout())
+			return runBackup(cmd.Context(), ropts, opts, *gopts, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	ropts.AddFlags(cmd.Flags())
@@ -93,7 +99,7 @@ line: other users can see it.
 	return cmd
 }
 
-func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts GlobalOptions, out io.Writer) error {
+func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts GlobalOptions, out, errOut io.Writer) error {
 	seeds, err := opts.Conn.Seeds(gopts.Sources)
 	if err != nil {
 		return err
@@ -177,6 +183,32 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 		case <-ctx.Done():
 		}
 	}()
+	// Progress: bars on a terminal, log lines otherwise; logs go above
+	// the bars while they are drawn.
+	var metrics *backupMetrics
+	if opts.MetricsAddr != "" {
+		metrics = newBackupMetrics()
+	}
+	logOut := errOut
+	mon := newBackupMonitor(nil, metrics)
+	if isTerminal(errOut) && !gopts.JSON && opts.Mode == backup.Snapshot {
+		bars := mon.showBars(errOut)
+		defer bars()
+		logOut = mon.bars
+	}
+	bo.Log = newLogger(logOut, gopts.JSON)
+	mon.log = bo.Log
+	bo.Observer = mon
+	if mon.bars == nil && opts.ProgressInterval > 0 {
+		go mon.logProgress(ctx, opts.ProgressInterval)
+	}
+	if metrics != nil {
+		addr, err := metrics.serve(ctx, opts.MetricsAddr, bo.Log)
+		if err != nil {
+			return usageError{err}
+		}
+		bo.Log.Info("serving metrics", "url", "http://"+addr+"/metrics")
+	}
 	start := time.Now()
 	m, stats, err := backup.Run(ctx, c, r, bo)
 	if errors.Is(err, backup.ErrStopped) {
@@ -215,4 +247,18 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 	fmt.Fprintf(out, "%s %s: %d topics, %d partitions; this run: %d records in %d batches, %s, stored as %s in %d segments, %.1fs\n",
 		how, m.ID, len(m.Topics), stats.Partitions, stats.Records, stats.Batches, size(uint64(stats.Bytes)), size(uint64(stats.StoredBytes)), stats.Segments, secs)
 	return nil
+}
+
+// newLogger logs to w: JSON lines under --json, text otherwise.
+func newLogger(w io.Writer, asJSON bool) *slog.Logger {
+	if asJSON {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

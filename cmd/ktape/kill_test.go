@@ -5,6 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -160,4 +164,93 @@ func runs(t *testing.T, dir string) (unfinished, finished string) {
 		finished = ids[len(ids)-1]
 	}
 	return unfinished, finished
+}
+
+// freePort returns a loopback address nothing listens on (yet).
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// A continuous backup as a process: it serves its metrics while it
+// follows the topic, logs progress, and on SIGINT writes its manifest and
+// exits 0 with everything produced before.
+func TestContinuousBackupProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ktape")
+	}
+	bin := buildKtape(t)
+	c := kfaketest.Start(t, kfaketest.Topics(2, "orders"))
+	c.Produce(t, "orders", 0, &kgo.Record{Value: []byte("before")})
+	dir, addr := t.TempDir(), freePort(t)
+	cmd := exec.Command(bin, "backup", "--brokers", c.Addrs()[0], "--repo", dir, "--mode", "continuous",
+		"--checkpoint-interval", "50ms", "--metrics-addr", addr, "--progress-interval", "20ms", "--json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	for i := 0; i < 20; i++ {
+		c.Produce(t, "orders", int32(i%2), &kgo.Record{Value: []byte(fmt.Sprint("while ", i))})
+	}
+	// The metrics count all 21 records once the backup caught up.
+	var metrics string
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(metrics, `ktape_backup_records_total{topic="orders"} 21`); {
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics never showed 21 records:\n%s\nstderr:\n%s", metrics, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			metrics = string(b)
+		}
+	}
+	for _, want := range []string{`ktape_backup_lag_offsets{partition="1",topic="orders"} 0`, "ktape_backup_checkpoints_total", "ktape_backup_fetch_wait_seconds_bucket", "process_resident_memory_bytes"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGINT: %v\n%s", err, stderr.String())
+	}
+	var done struct {
+		Backup  string `json:"backup"`
+		Records int64  `json:"records"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &done); err != nil || done.Records != 21 {
+		t.Fatalf("summary %q: %v", stdout.String(), err)
+	}
+	if !strings.Contains(stderr.String(), `"msg":"backup: progress"`) {
+		t.Errorf("no progress logged:\n%s", stderr.String())
+	}
+	if code, out, errOut := runKtape(t, "verify", "--repo", dir, "--deep", done.Backup); code != 0 {
+		t.Fatalf("verify --deep: %d %s %s", code, out, errOut)
+	}
+	ctx := context.Background()
+	st, err := storage.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := repo.Open(ctx, st, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.Manifest(ctx, done.Backup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Mode != "continuous" || m.Topics[0].Partitions[0].To != 11 || m.Topics[0].Partitions[1].To != 10 {
+		t.Fatalf("manifest: mode %s, %+v", m.Mode, m.Topics[0].Partitions)
+	}
+	repotest.CheckAgainstBroker(t, c, st, m)
 }
