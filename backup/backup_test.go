@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
+	"strings"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -35,7 +37,8 @@ func records(prefix string, n int) []*kgo.Record {
 	return out
 }
 
-// A snapshot backup of data written by franz-go in every codec, with a
+// A snapshot backup of data written by franz-go and by kcat (librdkafka) in
+// every codec, with a
 // committed and an aborted transaction, a DeleteRecords gap and an empty
 // partition: verify --deep is clean, and franz-go's decoder reads from
 // the repository's segments exactly the records its consumer reads from
@@ -45,12 +48,25 @@ func TestSnapshotReadBackThroughFranzGo(t *testing.T) {
 	c := kfaketest.Start(t, kfaketest.Brokers(2), kfaketest.Topics(4, "orders"), kfaketest.Topics(1, "other", "__internal"))
 	codecs := []kgo.CompressionCodec{kgo.NoCompression(), kgo.GzipCompression(), kgo.SnappyCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()}
 	for i, codec := range codecs {
-		c.ProduceWith(t, kfaketest.ProduceOptions{Compression: codec}, "orders", int32(i%3), records(fmt.Sprint("c", i), 20)...)
+		c.ProduceWith(t, kfaketest.ProduceOptions{Compression: codec}, "orders", int32(i%2), records(fmt.Sprint("c", i), 20)...)
 	}
 	c.ProduceWith(t, kfaketest.ProduceOptions{Txn: kfaketest.Commit}, "orders", 1, records("committed", 5)...)
 	c.ProduceWith(t, kfaketest.ProduceOptions{Txn: kfaketest.Abort}, "orders", 1, records("aborted", 5)...)
 	c.Produce(t, "other", 0, records("other", 30)...)
 	c.Produce(t, "__internal", 0, records("internal", 3)...)
+	// librdkafka's batches (kcat), in every codec, with keys and headers.
+	for _, codec := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
+		var lines []string
+		for i := 0; i < 25; i++ {
+			lines = append(lines, fmt.Sprintf("key-%s-%d:value %s %d", codec, i, codec, i))
+		}
+		cmd := exec.Command("kcat", "-b", c.Addrs()[0], "-P", "-t", "orders", "-p", "3", "-z", codec, "-K:", "-H", "codec="+codec,
+			"-X", "linger.ms=20", "-X", "enable.idempotence=true")
+		cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kcat -z %s: %v: %s", codec, err, out)
+		}
+	}
 
 	cl, err := client.New(ctx, c.Addrs(), nil)
 	if err != nil {
@@ -83,8 +99,11 @@ func TestSnapshotReadBackThroughFranzGo(t *testing.T) {
 	if errs := r.Verify(ctx, m, true); len(errs) > 0 {
 		t.Fatalf("verify --deep: %v", errs)
 	}
-	if p := m.Topics[0].Partitions[3]; p.From != p.To || len(p.Segments) != 0 {
+	if p := m.Topics[0].Partitions[2]; p.From != p.To || len(p.Segments) != 0 {
 		t.Fatalf("empty partition: %+v", p)
+	}
+	if p := m.Topics[0].Partitions[3]; p.To != 125 {
+		t.Fatalf("orders/3 (kcat): %+v", p)
 	}
 	if p := m.Topics[1].Partitions[0]; p.From != 10 || p.LogStart != 10 {
 		t.Fatalf("other/0 after DeleteRecords: %+v", p)
