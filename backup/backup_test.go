@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"strings"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,12 +37,12 @@ func records(prefix string, n int) []*kgo.Record {
 	return out
 }
 
-// A snapshot backup of data written by franz-go and by kcat (librdkafka) in
-// every codec, with a
-// committed and an aborted transaction, a DeleteRecords gap and an empty
-// partition: verify --deep is clean, and franz-go's decoder reads from
-// the repository's segments exactly the records its consumer reads from
-// the broker (markers and aborted data included).
+// A snapshot backup of data written by franz-go and by kcat (librdkafka)
+// in every codec, with a committed and an aborted transaction, a
+// DeleteRecords gap and an empty partition: verify --deep is clean, and
+// franz-go's decoder reads from the repository's segments exactly the
+// records its consumer reads from the broker (markers and aborted data
+// included).
 func TestSnapshotReadBackThroughFranzGo(t *testing.T) {
 	ctx := context.Background()
 	c := kfaketest.Start(t, kfaketest.Brokers(2), kfaketest.Topics(4, "orders"), kfaketest.Topics(1, "other", "__internal"))
