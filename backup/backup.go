@@ -119,6 +119,10 @@ type Stats struct {
 	Checkpoints int
 	Gaps        int
 	Groups      int
+	// PeakHeld is the most memory segments being built and being stored
+	// held at once (measured after each partition's share of a fetch is
+	// added, before older segments are sealed or waited for).
+	PeakHeld int64
 }
 
 // partition is one partition being backed up.
@@ -155,6 +159,7 @@ type engine struct {
 	byTP  map[client.TopicPartition]*partition
 	up    *uploader
 	f     *client.Fetcher
+	open  int64 // bytes held by open segments
 	st    Stats
 }
 
@@ -513,9 +518,6 @@ func (e *engine) follow(ctx context.Context) (stopped bool, err error) {
 			}
 		}
 		fetch.Release()
-		if err := e.balance(ctx); err != nil {
-			return false, err
-		}
 	}
 	return false, nil
 }
@@ -555,9 +557,11 @@ func (e *engine) take(ctx context.Context, p *partition, fp *client.FetchedParti
 		if b.LastOffset() < p.next {
 			continue // fetched before, or below the log start asked for
 		}
+		before := p.held()
 		if err := e.add(p, b); err != nil {
 			return err
 		}
+		e.open += p.held() - before
 		ev.Batches++
 		ev.Records += int64(b.NumRecords())
 		ev.Bytes += int64(len(b))
@@ -577,10 +581,13 @@ func (e *engine) take(ctx context.Context, p *partition, fp *client.FetchedParti
 	e.st.Bytes += ev.Bytes
 	ev.TopicPartition, ev.Next, ev.HighWatermark, ev.Wait = p.tp, p.next, fp.HighWatermark, wait
 	e.obs.Fetched(ev)
+	e.st.PeakHeld = max(e.st.PeakHeld, e.open+e.up.held())
 	if p.w != nil && p.buf.Len() >= e.opts.SegmentBytes {
-		return e.seal(ctx, p)
+		if err := e.seal(ctx, p); err != nil {
+			return err
+		}
 	}
-	return nil
+	return e.balance(ctx)
 }
 
 // add appends a batch to the partition's open segment, opening one.
@@ -615,6 +622,7 @@ func (e *engine) seal(ctx context.Context, p *partition) error {
 	if p.w == nil {
 		return nil
 	}
+	e.open -= p.held() // as counted; the uploader counts the buffer from here
 	seg, err := p.w.Close()
 	if err != nil {
 		return fmt.Errorf("backup: %s: %w", p.tp, err)
@@ -636,20 +644,17 @@ func (e *engine) seal(ctx context.Context, p *partition) error {
 func (e *engine) balance(ctx context.Context) error {
 	limit := e.opts.Memory / 2
 	for {
-		open := int64(0)
-		var big *partition
-		for _, p := range e.parts {
-			h := p.held()
-			open += h
-			if h > 0 && (big == nil || h > big.held()) {
-				big = p
-			}
-		}
 		uploading := e.up.held()
 		switch {
-		case open+uploading <= limit:
+		case e.open+uploading <= limit:
 			return nil
-		case open > limit/2 && big != nil:
+		case e.open > limit/2:
+			var big *partition
+			for _, p := range e.parts {
+				if h := p.held(); h > 0 && (big == nil || h > big.held()) {
+					big = p
+				}
+			}
 			if err := e.seal(ctx, big); err != nil {
 				return err
 			}

@@ -422,3 +422,33 @@ func TestBackupToS3(t *testing.T) {
 	}
 	repotest.CheckAgainstBroker(t, c, st, m2)
 }
+
+// Many partitions, zstd framing and the smallest budget: segments being
+// built and stored never hold much more than their half of it (one
+// partition's share of a fetch over, before older segments are sealed).
+func TestMemoryBudgetManyPartitions(t *testing.T) {
+	c := kfaketest.Start(t, kfaketest.Topics(200, "wide"))
+	value := bytes.Repeat([]byte("budget "), 1500) // ~10 KiB
+	for p := int32(0); p < 200; p++ {
+		rs := records(fmt.Sprint("p", p), 10)
+		for _, r := range rs {
+			r.Value = value
+		}
+		c.Produce(t, "wide", p, rs...) // ~100 KiB a partition, 20 MiB in all
+	}
+	cl := newClient(t, c)
+	st, r := openRepo(t, t.TempDir())
+	const memory = 8 << 20
+	m, stats, err := Run(context.Background(), cl, r, Options{Memory: memory, Compression: "zstd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("peak held by segments: %d KiB of %d KiB; %d segments", stats.PeakHeld>>10, memory/2>>10, stats.Segments)
+	if stats.PeakHeld > memory/2+2<<20 || stats.PeakHeld == 0 {
+		t.Fatalf("segments held %d bytes at peak, budget %d", stats.PeakHeld, memory/2)
+	}
+	if errs := r.Verify(context.Background(), m, true); len(errs) > 0 {
+		t.Fatalf("verify --deep: %v", errs)
+	}
+	repotest.CheckAgainstBroker(t, c, st, m)
+}
