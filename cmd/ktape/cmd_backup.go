@@ -233,9 +233,10 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 			StoredBytes int64   `json:"stored_bytes"`
 			Gaps        int     `json:"gaps"`
 			Groups      int     `json:"groups"`
+			PeakHeld    int64   `json:"peak_segment_bytes"`
 			Seconds     float64 `json:"seconds"`
 		}{"backup_done", m.ID, m.Parent, stats.Resumed, len(m.Topics), stats.Partitions, stats.Batches, stats.Records, stats.Bytes,
-			stats.Segments, stats.StoredBytes, stats.Gaps, stats.Groups, secs})
+			stats.Segments, stats.StoredBytes, stats.Gaps, stats.Groups, stats.PeakHeld, secs})
 	}
 	how := "backup"
 	switch {
