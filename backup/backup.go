@@ -280,10 +280,6 @@ func (e *engine) plan(ctx context.Context) error {
 	if e.m.Source.ClusterID != md.ClusterID {
 		return fmt.Errorf("backup: run %s backs up cluster %q, and the brokers given are cluster %q", e.m.ID, e.m.Source.ClusterID, md.ClusterID)
 	}
-	configs, err := e.c.DescribeTopicConfigs(ctx, names)
-	if err != nil {
-		return fmt.Errorf("backup: topic configs: %w", err)
-	}
 	// Group offsets are read before the end offsets, so that in a
 	// snapshot every committed offset is within the backed-up range.
 	if e.opts.Mode == Snapshot && !e.st.Resumed {
@@ -291,9 +287,22 @@ func (e *engine) plan(ctx context.Context) error {
 			return err
 		}
 	}
+	if _, err := e.addTopics(ctx, md, names, parent); err != nil {
+		return err
+	}
+	return e.checkpoint(ctx, false) // the plan itself: a resumed snapshot keeps its ends
+}
 
-	// Every selected topic and partition in the manifest, first, so that
-	// pointers into it stay valid.
+// addTopics adds the named topics' partitions that the run does not have
+// yet: to the manifest (continuing parent's, if any) and to the
+// partitions fetched, from where the backup has them. It returns them.
+func (e *engine) addTopics(ctx context.Context, md *client.Metadata, names []string, parent *repo.Manifest) ([]*partition, error) {
+	configs, err := e.c.DescribeTopicConfigs(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("backup: topic configs: %w", err)
+	}
+	// Every selected topic and partition in the manifest, first; then
+	// the pointers into it.
 	fresh := map[client.TopicPartition]bool{}
 	for _, name := range names {
 		tm := md.Topics[name]
@@ -303,7 +312,7 @@ func (e *engine) plan(ctx context.Context) error {
 			e.m.Topics = append(e.m.Topics, repo.Topic{Name: name, ID: id, Partitions: []repo.Partition{}})
 			t = &e.m.Topics[len(e.m.Topics)-1]
 		} else if t.ID != id {
-			return fmt.Errorf("backup: topic %s was deleted and re-created (id %s, now %s) since run %s started: start a new run (--fresh)", name, t.ID, id, e.m.ID)
+			return nil, fmt.Errorf("backup: topic %s was deleted and re-created (id %s, now %s) since run %s started: start a new run (--fresh)", name, t.ID, id, e.m.ID)
 		}
 		t.PartitionsCount = len(tm.Partitions)
 		if len(tm.Partitions) > 0 {
@@ -327,34 +336,47 @@ func (e *engine) plan(ctx context.Context) error {
 		sort.Slice(t.Partitions, func(i, j int) bool { return t.Partitions[i].Partition < t.Partitions[j].Partition })
 	}
 	sort.Slice(e.m.Topics, func(i, j int) bool { return e.m.Topics[i].Name < e.m.Topics[j].Name })
+	for _, p := range e.parts {
+		p.topic = e.topic(p.tp.Topic)
+		p.meta = p.topic.Partition(p.tp.Partition)
+	}
 
-	// The offsets of every selected partition.
+	// The offsets of every partition new to the run.
 	earliest, latest, stable := map[client.TopicPartition]int64{}, map[client.TopicPartition]int64{}, map[client.TopicPartition]int64{}
 	for _, name := range names {
 		for _, p := range e.topic(name).Partitions {
 			tp := client.TopicPartition{Topic: name, Partition: p.Partition}
-			earliest[tp], latest[tp], stable[tp] = client.Earliest, client.Latest, client.Latest
+			if e.byTP[tp] == nil {
+				earliest[tp], latest[tp], stable[tp] = client.Earliest, client.Latest, client.Latest
+			}
 		}
+	}
+	if len(earliest) == 0 {
+		return nil, nil
 	}
 	lo, err := e.c.ListOffsets(ctx, client.ReadUncommitted, earliest)
 	if err != nil {
-		return fmt.Errorf("backup: list offsets: %w", err)
+		return nil, fmt.Errorf("backup: list offsets: %w", err)
 	}
 	hw, err := e.c.ListOffsets(ctx, client.ReadUncommitted, latest)
 	if err != nil {
-		return fmt.Errorf("backup: list offsets: %w", err)
+		return nil, fmt.Errorf("backup: list offsets: %w", err)
 	}
 	ls, err := e.c.ListOffsets(ctx, client.ReadCommitted, stable)
 	if err != nil {
-		return fmt.Errorf("backup: list offsets: %w", err)
+		return nil, fmt.Errorf("backup: list offsets: %w", err)
 	}
+	var added []*partition
 	for _, name := range names {
 		t := e.topic(name)
 		for j := range t.Partitions {
 			pm := &t.Partitions[j]
 			tp := client.TopicPartition{Topic: name, Partition: pm.Partition}
+			if _, ok := earliest[tp]; !ok {
+				continue
+			}
 			if err := errors.Join(lo[tp].Err, hw[tp].Err, ls[tp].Err); err != nil {
-				return fmt.Errorf("backup: %s: offsets: %w", tp, err)
+				return nil, fmt.Errorf("backup: %s: offsets: %w", tp, err)
 			}
 			logStart, hwm, lso := lo[tp].Offset, hw[tp].Offset, ls[tp].Offset
 			p := &partition{tp: tp, topic: t, meta: pm, target: -1, aborted: map[repo.Aborted]bool{}}
@@ -388,18 +410,47 @@ func (e *engine) plan(ctx context.Context) error {
 			} else {
 				pm.HighWatermark, pm.LastStableOffset = hwm, lso
 				if hwm < pm.To {
-					return fmt.Errorf("backup: %s ends at %d, before %d where the backup has it: its log was truncated; start a full backup (--full --fresh)", tp, hwm, pm.To)
+					return nil, fmt.Errorf("backup: %s ends at %d, before %d where the backup has it: its log was truncated; start a full backup (--full --fresh)", tp, hwm, pm.To)
 				}
 			}
 			p.next = pm.To
 			p.done = p.target >= 0 && p.next >= p.target
 			e.parts = append(e.parts, p)
 			e.byTP[tp] = p
+			added = append(added, p)
 			e.obs.Planned(PartitionPlan{TopicPartition: tp, From: p.next, Done: done, To: p.target, HighWatermark: hwm})
 		}
 	}
 	e.st.Partitions = len(e.parts)
-	return e.checkpoint(ctx, false) // the plan itself: a resumed snapshot keeps its ends
+	return added, nil
+}
+
+// discover adds to a continuous run the topics and partitions created
+// since it started (or last looked) that the selection matches.
+func (e *engine) discover(ctx context.Context) error {
+	md, err := e.c.RefreshMetadata(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("backup: metadata: %w", err)
+	}
+	names := selectTopics(md, e.opts)
+	news := false
+	for _, name := range names {
+		for _, pm := range md.Topics[name].Partitions {
+			news = news || e.byTP[client.TopicPartition{Topic: name, Partition: pm.Partition}] == nil
+		}
+	}
+	if !news {
+		return nil
+	}
+	added, err := e.addTopics(ctx, md, names, nil)
+	if err != nil {
+		return err
+	}
+	for _, p := range added {
+		e.log.Info("backup: following a new partition", "partition", p.tp.String(), "from", p.next)
+		e.f.Assign(p.tp, p.next)
+	}
+	return nil
 }
 
 // resume picks up the newest unfinished run, if any.
@@ -481,6 +532,11 @@ func (e *engine) follow(ctx context.Context) (stopped bool, err error) {
 		if time.Now().After(nextCheckpoint) {
 			if err := e.checkpoint(ctx, false); err != nil {
 				return false, err
+			}
+			if e.opts.Mode == Continuous {
+				if err := e.discover(ctx); err != nil {
+					return false, err
+				}
 			}
 			nextCheckpoint = time.Now().Add(e.opts.CheckpointInterval)
 		}

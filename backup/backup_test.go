@@ -323,6 +323,11 @@ func TestContinuous(t *testing.T) {
 		c.Produce(t, "orders", int32(i%2), records(fmt.Sprint("r", i), 7)...)
 		time.Sleep(10 * time.Millisecond)
 	}
+	// A topic created while the backup runs is picked up.
+	if errs := cl.CreateTopics(context.Background(), []client.TopicSpec{{Name: "late", NumPartitions: 1, ReplicationFactor: 1}}); errs["late"] != nil {
+		t.Fatal(errs["late"])
+	}
+	c.Produce(t, "late", 0, records("late", 3)...)
 	if _, err := cl.CommitGroupOffsets(context.Background(), "billing", map[client.TopicPartition]client.GroupOffset{{Topic: "orders", Partition: 1}: {Offset: 21, LeaderEpoch: -1}}); err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +337,8 @@ func TestContinuous(t *testing.T) {
 		runs, _ := r.Unfinished(context.Background())
 		if len(runs) == 1 {
 			cp, err := r.Checkpoint(context.Background(), runs[0].ID, runs[0].Checkpoints[len(runs[0].Checkpoints)-1])
-			if err == nil && cp.Topics[0].Partitions[0].To == 35 && cp.Topics[0].Partitions[1].To == 35 && len(cp.Groups) == 1 {
+			if err == nil && len(cp.Topics) == 2 && cp.Topics[1].Partitions[0].To == 35 && cp.Topics[1].Partitions[1].To == 35 &&
+				cp.Topics[0].Partitions[0].To == 3 && len(cp.Groups) == 1 {
 				break
 			}
 		}
@@ -353,7 +359,10 @@ func TestContinuous(t *testing.T) {
 	if fmt.Sprint(m.Groups) != "[{billing [{orders 1 21 -1 }]}]" {
 		t.Fatalf("groups %+v", m.Groups)
 	}
-	for _, p := range m.Topics[0].Partitions {
+	if late := m.Topic("late"); late == nil || late.Partitions[0].From != 0 || late.Partitions[0].To != 3 {
+		t.Fatalf("the topic created during the run: %+v", late)
+	}
+	for _, p := range m.Topic("orders").Partitions {
 		if p.To != 35 || p.HighWatermark != 35 {
 			t.Fatalf("orders/%d: %+v", p.Partition, p)
 		}
