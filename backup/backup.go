@@ -4,7 +4,8 @@
 //
 // A run is a snapshot (each partition up to the high watermark, or last
 // stable offset, it had when the run started) or continuous (following the
-// topics until told to stop). Either way the engine:
+// topics until told to stop, picking up topics and partitions created
+// meanwhile at each checkpoint). Either way the engine:
 //
 //   - fetches every selected partition at once, within a memory budget
 //     shared by fetched responses, segments being built and segments being
