@@ -357,3 +357,49 @@ func (r *Repository) Unreferenced(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Index reads and checks the index of the segment ref names.
+func (r *Repository) Index(ctx context.Context, ref SegmentRef) (*Segment, error) {
+	b, err := r.st.Get(ctx, IndexKey(ref.Key))
+	if err != nil {
+		return nil, err
+	}
+	seg, err := ParseIndex(b)
+	if err != nil {
+		return nil, fmt.Errorf("repo: %s: %w", IndexKey(ref.Key), err)
+	}
+	if sum, err := hex.DecodeString(ref.SHA256); err == nil && len(sum) == 32 {
+		seg.SHA256 = [32]byte(sum)
+	}
+	if got := seg.Ref(ref.Key); got != ref {
+		return nil, fmt.Errorf("repo: %s: the index disagrees with the manifest: %+v against %+v", IndexKey(ref.Key), got, ref)
+	}
+	return seg, nil
+}
+
+// Segment reads the segment ref names and its index, and checks the
+// stored bytes against the manifest's SHA-256: a reader gets what was
+// written or an error, never damaged data.
+func (r *Repository) Segment(ctx context.Context, ref SegmentRef) (stored []byte, seg *Segment, err error) {
+	if seg, err = r.Index(ctx, ref); err != nil {
+		return nil, nil, err
+	}
+	if stored, err = r.st.Get(ctx, ref.Key); err != nil {
+		return nil, nil, err
+	}
+	if err := seg.CheckSum(stored, seg.SHA256); err != nil {
+		return nil, nil, fmt.Errorf("repo: %s: %w", ref.Key, err)
+	}
+	return stored, seg, nil
+}
+
+// Frame reads the stored bytes of the frame holding entry i of the
+// segment ref names (seg is its index): for reading a few batches
+// without the whole segment. Segment.Batch checks and decodes them.
+func (r *Repository) Frame(ctx context.Context, ref SegmentRef, seg *Segment, i int) ([]byte, error) {
+	if i < 0 || i >= len(seg.Entries) {
+		return nil, fmt.Errorf("repo: %s: no entry %d", ref.Key, i)
+	}
+	e := seg.Entries[i]
+	return r.st.GetRange(ctx, ref.Key, int64(e.FramePos), int64(e.FrameLen))
+}

@@ -362,6 +362,50 @@ func (s *Segment) CheckSum(stored []byte, sha [32]byte) error {
 	return nil
 }
 
+// checkBatch returns entry i's batch from the uncompressed bytes of its
+// frame, checked against its framing, CRC-32C and index entry.
+func (s *Segment) checkBatch(frame []byte, i int) (record.Batch, error) {
+	e := s.Entries[i]
+	if uint64(e.InFrame)+uint64(e.Length) > uint64(len(frame)) {
+		return nil, &CorruptError{e.FramePos, i, fmt.Sprintf("batch %d+%d runs past its frame's %d bytes", e.InFrame, e.Length, len(frame))}
+	}
+	b := record.Batch(frame[e.InFrame : e.InFrame+e.Length])
+	if err := b.Validate(); err != nil {
+		return nil, &CorruptError{e.FramePos, i, err.Error()}
+	}
+	if b.BaseOffset() != e.BaseOffset || b.LastOffset() != e.LastOffset || b.MaxTimestamp() != e.MaxTime ||
+		b.BaseTimestamp() != e.FirstTime || b.ProducerID() != e.ProducerID || b.Attributes() != e.Attributes || b.Magic() != e.Magic {
+		return nil, &CorruptError{e.FramePos, i, fmt.Sprintf("batch at offset %d does not match its index entry (offset %d)", b.BaseOffset(), e.BaseOffset)}
+	}
+	return b, nil
+}
+
+// Batch returns entry i's batch, checked, given the stored bytes of its
+// frame (FrameLen bytes read from FramePos): what a reader that
+// range-reads one frame needs. A framed segment's frame is decompressed
+// into dst's space.
+func (s *Segment) Batch(dst, stored []byte, i int, d *record.Decompressor) (record.Batch, error) {
+	if i < 0 || i >= len(s.Entries) {
+		return nil, fmt.Errorf("repo: segment: no entry %d (of %d)", i, len(s.Entries))
+	}
+	e := s.Entries[i]
+	if len(stored) != int(e.FrameLen) {
+		return nil, &CorruptError{e.FramePos, i, fmt.Sprintf("frame read is %d bytes, the index says %d", len(stored), e.FrameLen)}
+	}
+	frame := stored
+	if s.Framing != FramingNone {
+		codec := record.Zstd
+		if s.Framing == FramingLZ4 {
+			codec = record.LZ4
+		}
+		var err error
+		if frame, err = d.Decompress(dst[:0], codec, stored); err != nil {
+			return nil, &CorruptError{e.FramePos, i, fmt.Sprintf("frame does not decompress: %v", err)}
+		}
+	}
+	return s.checkBatch(frame, i)
+}
+
 // Batches calls fn with each batch of the segment, in order, checking that
 // each is whole, has a valid CRC-32C and matches its index entry. The
 // batch is borrowed: valid until fn returns. d bounds decompression.
@@ -393,13 +437,9 @@ func (s *Segment) Batches(stored []byte, d *record.Decompressor, fn func(e Index
 		if uint64(e.InFrame)+uint64(e.Length) > uint64(len(frame)) {
 			return &CorruptError{e.FramePos, i, fmt.Sprintf("batch %d+%d runs past its frame's %d bytes", e.InFrame, e.Length, len(frame))}
 		}
-		b := record.Batch(frame[e.InFrame : e.InFrame+e.Length])
-		if err := b.Validate(); err != nil {
-			return &CorruptError{e.FramePos, i, err.Error()}
-		}
-		if b.BaseOffset() != e.BaseOffset || b.LastOffset() != e.LastOffset || b.MaxTimestamp() != e.MaxTime ||
-			b.BaseTimestamp() != e.FirstTime || b.ProducerID() != e.ProducerID || b.Attributes() != e.Attributes || b.Magic() != e.Magic {
-			return &CorruptError{e.FramePos, i, fmt.Sprintf("batch at offset %d does not match its index entry (offset %d)", b.BaseOffset(), e.BaseOffset)}
+		b, err := s.checkBatch(frame, i)
+		if err != nil {
+			return err
 		}
 		used += int(e.Length)
 		if err := fn(e, b); err != nil {
