@@ -168,7 +168,7 @@ func TestConfigKeys(t *testing.T) {
 		"json": "json", "repo": "repo", "brokers": "brokers", "client-id": "client_id",
 		"tls": "tls.enabled", "tls-ca": "tls.ca", "tls-insecure-skip-verify": "tls.insecure_skip_verify",
 		"sasl-mechanism": "sasl.mechanism", "sasl-password-file": "sasl.password_file",
-		"memory": "backup.memory", "topics": "backup.topics", "deep": "verify.deep",
+		"checkpoint-interval": "backup.checkpoint_interval", "remap": "restore.remap", "deep": "verify.deep",
 	} {
 		if got[flag] != key {
 			t.Errorf("--%s: key %q, want %q", flag, got[flag], key)
@@ -199,11 +199,11 @@ func TestConfigErrors(t *testing.T) {
 		{name: "dashes", file: "client-id: x\n",
 			want: `CONFIG:1: unknown key "client-id" in the top level (did you mean "client_id"? keys use underscores)`},
 		{name: "misplaced key", file: "memory: 1GiB\n",
-			want: `CONFIG:1: unknown key "memory" in the top level (did you mean backup.memory?)`},
+			want: `CONFIG:1: unknown key "memory" in the top level (did you mean backup.memory or restore.memory?)`},
 		{name: "connection key in a command section", file: "backup:\n  brokers: [a:1]\n",
 			want: `CONFIG:2: unknown key "brokers" in section backup (did you mean brokers?)`},
-		{name: "unknown section", file: "restore:\n  to: x\n",
-			want: `CONFIG:1: unknown key "restore" in the top level`},
+		{name: "unknown section", file: "nosuch:\n  to: x\n",
+			want: `CONFIG:1: unknown key "nosuch" in the top level`},
 		{name: "duplicate key", file: "repo: a\nrepo: b\n",
 			want: `CONFIG:2: repo is set twice (first at line 1)`},
 		{name: "list for one value", file: "backup:\n  mode: [snapshot]\n",

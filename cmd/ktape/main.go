@@ -104,6 +104,7 @@ environment, which wins over the file.
 		newVersionCommand(gopts),
 		newProtocolCommand(gopts),
 		newBackupCommand(gopts),
+		newRestoreCommand(gopts),
 		newLsCommand(gopts),
 		newDescribeCommand(gopts),
 		newVerifyCommand(gopts),
