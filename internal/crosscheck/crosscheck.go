@@ -15,6 +15,7 @@ package crosscheck
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/ktape/ktape/record"
@@ -121,6 +122,10 @@ func RepositoryRecords(ctx context.Context, st *storage.Store, topic string, p *
 			set = append(set, b...)
 			return nil
 		}); err != nil {
+			var ce *repo.CorruptError
+			if errors.As(err, &ce) && ce.Batch >= 0 && ce.Batch < len(seg.Entries) {
+				where += fmt.Sprintf(", the batch at offset %d", seg.Entries[ce.Batch].BaseOffset)
+			}
 			return nil, fmt.Errorf("%s: %w", where, err)
 		}
 		rp := kmsg.NewFetchResponseTopicPartition()
