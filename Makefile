@@ -34,9 +34,9 @@ fmt-check:
 	@out=$$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -print0 | xargs -0 -r gofmt -l); \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 
-## demo: the main job, for now: list the Kafka APIs ktape speaks
+## demo: the main job with no Kafka installed: an embedded cluster backed up, verified and checked record by record (ARGS='--records 100000 --repo /tmp/demo')
 demo:
-	$(GO) run ./cmd/ktape protocol apis
+	$(GO) run ./cmd/ktape demo $(ARGS)
 
 ## clean: remove build output
 clean:

@@ -12,7 +12,7 @@ import (
 // flags. The README shows the same file.
 func TestExampleConfig(t *testing.T) {
 	const example = "../../docs/ktape.example.yaml"
-	for _, cmd := range []string{"backup", "verify", "ls"} {
+	for _, cmd := range []string{"backup", "verify", "ls", "demo"} {
 		if _, _, err := configure(t, cmd, "--config", example); err != nil {
 			t.Fatalf("%s --config %s: %v", cmd, example, err)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -160,18 +161,26 @@ func TestConfigKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{} // command/flag → key
+	got := map[string]map[string]bool{} // flag → its keys: shared flags agree across commands, a command's own flag may share a name
 	for f, path := range s.paths {
-		got[f.Name] = strings.Join(path, ".") // shared flags agree across commands
+		if got[f.Name] == nil {
+			got[f.Name] = map[string]bool{}
+		}
+		got[f.Name][strings.Join(path, ".")] = true
 	}
-	for flag, key := range map[string]string{
-		"json": "json", "repo": "repo", "brokers": "brokers", "client-id": "client_id",
-		"tls": "tls.enabled", "tls-ca": "tls.ca", "tls-insecure-skip-verify": "tls.insecure_skip_verify",
-		"sasl-mechanism": "sasl.mechanism", "sasl-password-file": "sasl.password_file",
-		"checkpoint-interval": "backup.checkpoint_interval", "remap": "restore.remap", "deep": "verify.deep",
+	for flag, keys := range map[string][]string{
+		"json": {"json"}, "repo": {"repo", "demo.repo"}, "brokers": {"brokers"}, "client-id": {"client_id"},
+		"tls": {"tls.enabled"}, "tls-ca": {"tls.ca"}, "tls-insecure-skip-verify": {"tls.insecure_skip_verify"},
+		"sasl-mechanism": {"sasl.mechanism"}, "sasl-password-file": {"sasl.password_file"},
+		"checkpoint-interval": {"backup.checkpoint_interval"}, "remap": {"restore.remap"}, "deep": {"verify.deep"},
+		"memory": {"backup.memory", "restore.memory"}, "topics": {"backup.topics", "restore.topics"}, "records": {"demo.records"},
 	} {
-		if got[flag] != key {
-			t.Errorf("--%s: key %q, want %q", flag, got[flag], key)
+		want := map[string]bool{}
+		for _, k := range keys {
+			want[k] = true
+		}
+		if !maps.Equal(got[flag], want) {
+			t.Errorf("--%s: keys %v, want %v", flag, slices.Sorted(maps.Keys(got[flag])), keys)
 		}
 	}
 	if _, ok := got["config"]; ok {

@@ -108,6 +108,7 @@ environment, which wins over the file.
 		newLsCommand(gopts),
 		newDescribeCommand(gopts),
 		newVerifyCommand(gopts),
+		newDemoCommand(gopts),
 	)
 	return cmd
 }

@@ -25,6 +25,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -67,8 +68,8 @@ const (
 type Options struct {
 	// Repo is the repository to back up into: a directory or a storage
 	// URL, kept afterwards. It must be empty or hold only earlier demos'
-	// backups. Empty: a temporary directory, removed after a run that
-	// passed and kept after one that failed, for inspection.
+	// backups. Empty: a temporary directory, removed afterwards unless
+	// verify or the check failed, when it is kept for inspection.
 	Repo string
 	// Records is about how many records the sample has; default
 	// DefaultRecords.
@@ -128,7 +129,7 @@ type BackupSummary struct {
 	ID          string  `json:"id"`
 	Partitions  int     `json:"partitions"`
 	Batches     int64   `json:"batches"`
-	Records     int64   `json:"records"` // as the engine counts them: markers included
+	Records     int64   `json:"records"` // in the batches stored: markers, and records below a log start that share a batch with kept ones, included
 	DataBytes   int64   `json:"data_bytes"`
 	StoredBytes int64   `json:"stored_bytes"`
 	Segments    int     `json:"segments"`
@@ -185,8 +186,8 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 		}
 		s.Repository = dir
 	}
-	err := run(ctx, opts, s, progress)
-	if err != nil && !s.Kept {
+	inspect, err := run(ctx, opts, s, progress)
+	if inspect && !s.Kept {
 		s.Kept = true
 		err = fmt.Errorf("%w (the repository is kept for inspection: %s)", err, s.Repository)
 	}
@@ -198,24 +199,26 @@ func Run(ctx context.Context, opts Options) (*Summary, error) {
 	return s, err
 }
 
-func run(ctx context.Context, opts Options, s *Summary, progress func(string, *Summary)) error {
+// run runs the steps into s.Repository. inspect reports a failure of
+// verify or the check, which leaves a repository worth looking at.
+func run(ctx context.Context, opts Options, s *Summary, progress func(string, *Summary)) (inspect bool, err error) {
 	st, err := storage.Open(ctx, s.Repository)
 	if err != nil {
-		return fmt.Errorf("demo: repository: %w", err)
+		return false, fmt.Errorf("demo: repository: %w", err)
 	}
 	defer st.Close()
 	s.Repository = st.URL()
 	r, err := repo.Open(ctx, st, true)
 	if err != nil {
-		return fmt.Errorf("demo: repository: %w", err)
+		return false, fmt.Errorf("demo: repository: %w", err)
 	}
 	if err := onlyDemos(ctx, r); err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return false, fmt.Errorf("demo: %w", err)
 	}
 
 	env, err := start(ctx, opts.Brokers)
 	if err != nil {
-		return fmt.Errorf("demo: %s: %w", StepCluster, err)
+		return false, fmt.Errorf("demo: %s: %w", StepCluster, err)
 	}
 	defer env.close()
 	s.Cluster = ClusterSummary{ID: env.id, Brokers: env.seeds}
@@ -224,7 +227,7 @@ func run(ctx context.Context, opts Options, s *Summary, progress func(string, *S
 	began := time.Now()
 	smp, err := populate(ctx, env.c, env.seeds, opts.Records)
 	if err != nil {
-		return fmt.Errorf("demo: %s: %w", StepProduce, err)
+		return false, fmt.Errorf("demo: %s: %w", StepProduce, err)
 	}
 	s.Produced = ProduceSummary{Topics: len(smp.topics), Records: smp.records, Bytes: smp.bytes,
 		Committed: smp.committed, Aborted: smp.aborted, Markers: smp.markers, Deleted: smp.deleted, EmptyPartitions: smp.empty,
@@ -242,7 +245,7 @@ func run(ctx context.Context, opts Options, s *Summary, progress func(string, *S
 	began = time.Now()
 	m, stats, err := backup.Run(ctx, env.c, r, backup.Options{Full: true, Fresh: true, Version: opts.Version, Bootstrap: env.seeds, Log: opts.Log})
 	if err != nil {
-		return fmt.Errorf("demo: %s: %w", StepBackup, err)
+		return false, fmt.Errorf("demo: %s: %w", StepBackup, err)
 	}
 	secs := time.Since(began).Seconds()
 	s.Backup = BackupSummary{ID: m.ID, Partitions: stats.Partitions, Batches: stats.Batches, Records: stats.Records,
@@ -251,12 +254,12 @@ func run(ctx context.Context, opts Options, s *Summary, progress func(string, *S
 	progress(StepBackup, s)
 
 	if s.Verify, err = verify(ctx, r, m); err != nil {
-		return fmt.Errorf("demo: %s: %w", StepVerify, err)
+		return true, fmt.Errorf("demo: %s: %w", StepVerify, err)
 	}
 	progress(StepVerify, s)
 
 	if s.Check, err = check(ctx, env.kgo, st, m, smp); err != nil {
-		return fmt.Errorf("demo: %s: %w", StepCheck, err)
+		return true, fmt.Errorf("demo: %s: %w", StepCheck, err)
 	}
 	progress(StepCheck, s)
 
@@ -264,8 +267,12 @@ func run(ctx context.Context, opts Options, s *Summary, progress func(string, *S
 	// same record-by-record check against the restored topics.
 	s.Restore = RestoreSummary{Available: false, Note: "not available in this version"}
 	progress(StepRestore, s)
-	return nil
+	return false, nil
 }
+
+// ErrForeignRepository is returned, wrapped, for a repository that holds
+// backups of clusters other than demo clusters.
+var ErrForeignRepository = errors.New("the repository holds backups of a cluster that is not a demo's")
 
 // onlyDemos refuses a repository holding backups or unfinished runs of
 // clusters other than demo clusters: the demo's sample does not belong
@@ -296,7 +303,7 @@ func onlyDemos(ctx context.Context, r *repo.Repository) error {
 	}
 	for _, m := range ms {
 		if !strings.HasPrefix(m.Source.ClusterID, clusterIDPrefix) {
-			return fmt.Errorf("the repository holds backup %s of cluster %q, not of a demo: give the demo an empty directory, or none", m.ID, m.Source.ClusterID)
+			return fmt.Errorf("%w: backup %s of cluster %q; give the demo an empty directory, or none", ErrForeignRepository, m.ID, m.Source.ClusterID)
 		}
 	}
 	return nil
