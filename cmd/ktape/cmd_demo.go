@@ -51,8 +51,8 @@ empty partitions, topic configs, consumer-group offsets), backs them up into
 a repository, verifies the repository deeply (verify --deep), and reads
 every backed-up record back from the repository with franz-go, comparing
 offset, key, value, headers, timestamp, attributes and producer with what
-franz-go reads from the cluster. Restore into a second embedded cluster
-will follow once restore exists.
+franz-go reads from the cluster. Restoring into a second embedded cluster
+(ktape restore) is not one of its steps yet.
 
 Nothing outside this process is touched but the repository: a temporary
 directory, removed afterwards (kept if verify or the check fails), or

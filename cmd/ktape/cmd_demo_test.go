@@ -53,7 +53,7 @@ func TestDemoJSON(t *testing.T) {
 		t.Fatalf("summary %+v", s)
 	case s.Check.Partitions == 0 || s.Check.Records != s.Produced.Records-s.Produced.Deleted || s.Check.Markers != s.Produced.Markers || s.Check.GroupOffsets == 0:
 		t.Fatalf("check %+v, produced %+v", s.Check, s.Produced)
-	case s.Restore.Available || s.Restore.Note != "not available in this version":
+	case s.Restore.Available || s.Restore.Note != "not yet a step of the demo in this version":
 		t.Fatalf("restore %+v", s.Restore)
 	case s.Kept:
 		t.Fatalf("temporary repository %s kept", s.Repository)
@@ -71,7 +71,7 @@ func TestDemoText(t *testing.T) {
 	if code != 0 || errOut != "" {
 		t.Fatalf("demo: exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
-	for _, want := range []string{"cluster ", "produce ", "backup ", "verify ", "check ", "restore    not available in this version",
+	for _, want := range []string{"cluster ", "produce ", "backup ", "verify ", "check ", "restore    not yet a step of the demo in this version",
 		"repository " + dir + " (kept", "demo passed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)

@@ -5,8 +5,8 @@
 // deleted records, empty partitions, topic configs, consumer-group
 // offsets), backs them up into a repository with the real engine
 // (backup.Run), verifies the repository deeply, and checks every backed-up
-// record against the cluster. Restore will run into a second embedded
-// cluster once it exists; until then that step says it is not available.
+// record against the cluster. Restoring into a second embedded cluster is
+// to be its next step; until it is wired in, that step says so.
 //
 // Every check is performed, never assumed: the records are compared by
 // franz-go, an implementation independent of ktape's (internal/
@@ -264,9 +264,11 @@ func run(ctx context.Context, opts Options, s *Summary, progress func(string, *S
 	}
 	progress(StepCheck, s)
 
-	// Restore slots in here: into a second embedded cluster, then the
-	// same record-by-record check against the restored topics.
-	s.Restore = RestoreSummary{Available: false, Note: "not available in this version"}
+	// Restore slots in here: restore.Run into a second embedded cluster,
+	// then a check that the restored topics hold the source's committed
+	// records in order (key, value, headers, timestamp; restore drops
+	// markers and aborted transactions, so offsets may differ).
+	s.Restore = RestoreSummary{Available: false, Note: "not yet a step of the demo in this version"}
 	progress(StepRestore, s)
 	return false, nil
 }
