@@ -310,7 +310,7 @@ type engine struct {
 	batches, records, bytes          atomic.Int64
 	markers, aborted, undecided, ren atomic.Int64
 
-	mu      sync.Mutex
+	mu       sync.Mutex
 	firstErr error
 }
 
