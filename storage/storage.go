@@ -167,20 +167,17 @@ func (s *Store) do(ctx context.Context, what string, op func() error) error {
 // go up in parts, MaxConcurrency at a time.
 func (s *Store) Create(ctx context.Context, key string, data []byte) error {
 	err := s.do(ctx, "create "+key, func() error {
-		w, err := s.bucket.NewWriter(ctx, key, &blob.WriterOptions{
+		// Upload hands the driver the whole object as a reader. Writing
+		// it through a blob.Writer instead crashes on Azure: gocloud
+		// v0.47.0's azureblob writer closes a pipe it has set to nil when
+		// the upload failed, so a conflict (or any failed upload) there
+		// is a nil-pointer panic rather than an error.
+		return s.bucket.Upload(ctx, key, bytes.NewReader(data), &blob.WriterOptions{
 			IfNotExist:     true,
 			ContentType:    "application/octet-stream",
 			BufferSize:     partSize,
 			MaxConcurrency: maxConcurrency,
 		})
-		if err != nil {
-			return err
-		}
-		if _, err := w.Write(data); err != nil {
-			w.Close()
-			return err
-		}
-		return w.Close()
 	})
 	if err == nil || !exists(err) {
 		return err

@@ -11,12 +11,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ktape/ktape/internal/azuretest"
+	"github.com/ktape/ktape/internal/gcstest"
 	"github.com/ktape/ktape/internal/s3test"
 )
 
 // stores returns the stores every test runs against: a local directory,
-// and S3 served by versitygw on loopback (scripts/test.sh installs it; CI
-// requires it).
+// and S3, GCS and Azure Blob served on loopback by versitygw,
+// fake-gcs-server and Azurite (scripts/test.sh installs them; CI requires
+// them).
 func stores(t *testing.T) map[string]*Store {
 	t.Helper()
 	ctx := context.Background()
@@ -27,13 +30,19 @@ func stores(t *testing.T) map[string]*Store {
 	}
 	t.Cleanup(func() { local.Close() })
 	out["file"] = local
-	if url := s3test.Start(t); url != "" {
-		s3, err := Open(ctx, url)
-		if err != nil {
-			t.Fatal(err)
+	for name, start := range map[string]func(testing.TB) string{
+		"s3": s3test.Start, "gs": gcstest.Start, "azblob": azuretest.Start,
+	} {
+		url := start(t)
+		if url == "" {
+			continue
 		}
-		t.Cleanup(func() { s3.Close() })
-		out["s3"] = s3
+		s, err := Open(ctx, url)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		out[name] = s
 	}
 	return out
 }
