@@ -11,6 +11,14 @@
 //	s3://bucket/prefix?endpoint=http://host:port&use_path_style=true
 //	gs://bucket/prefix                                     Google default credentials
 //	azblob://container/prefix                              AZURE_STORAGE_* variables
+//
+// Emulators are reached as gocloud.dev's drivers reach them. For GCS
+// (fake-gcs-server), STORAGE_EMULATOR_HOST=host:port: gs:// URLs then go
+// there over plain HTTP, unauthenticated. For Azure (Azurite), URL
+// parameters name the endpoint, and AZURE_STORAGE_ACCOUNT and
+// AZURE_STORAGE_KEY its development account:
+//
+//	azblob://container/prefix?protocol=http&domain=127.0.0.1:10000
 package storage
 
 import (

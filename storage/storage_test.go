@@ -6,10 +6,18 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 
 	"github.com/ktape/ktape/internal/azuretest"
 	"github.com/ktape/ktape/internal/gcstest"
@@ -124,31 +132,88 @@ func TestCreateLargeObject(t *testing.T) {
 	}
 }
 
-// The S3 upload of a large object really is multipart (versitygw would
-// otherwise see one PUT).
+// A large object really goes up in parts on each cloud store, where the
+// parts can be seen: S3's ETag counts them, Azure lists a blob's committed
+// blocks, and GCS's chunks of a resumable upload are counted on their
+// way, by a proxy in front of fake-gcs-server.
 func TestLargeObjectIsMultipart(t *testing.T) {
-	url := s3test.Start(t)
-	if url == "" {
-		t.Skip("no versitygw")
-	}
 	ctx := context.Background()
-	s, err := Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
 	big := make([]byte, partSize+1)
-	if err := s.Create(ctx, "m.seg", big); err != nil {
-		t.Fatal(err)
+	open := func(t *testing.T, url string) *Store {
+		t.Helper()
+		s, err := Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Create(ctx, "m.seg", big); err != nil {
+			t.Fatal(err)
+		}
+		return s
 	}
-	attrs, err := s.bucket.Attributes(ctx, "m.seg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A multipart object's ETag is "<md5 of part md5s>-<parts>".
-	if !strings.Contains(attrs.ETag, "-2") {
-		t.Fatalf("ETag %s: not a 2-part upload", attrs.ETag)
-	}
+	t.Run("s3", func(t *testing.T) {
+		url := s3test.Start(t)
+		if url == "" {
+			t.Skip("no versitygw")
+		}
+		s := open(t, url)
+		attrs, err := s.bucket.Attributes(ctx, "m.seg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A multipart object's ETag is "<md5 of part md5s>-<parts>".
+		if !strings.Contains(attrs.ETag, "-2") {
+			t.Fatalf("ETag %s: not a 2-part upload", attrs.ETag)
+		}
+	})
+	t.Run("azblob", func(t *testing.T) {
+		url := azuretest.Start(t)
+		if url == "" {
+			t.Skip("no Azurite")
+		}
+		s := open(t, url)
+		var c *container.Client
+		if !s.bucket.As(&c) {
+			t.Fatal("no Azure container client")
+		}
+		bl, err := c.NewBlockBlobClient("some/prefix/m.seg").GetBlockList(ctx, blockblob.BlockListTypeCommitted, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(bl.CommittedBlocks); n != 2 {
+			t.Fatalf("%d committed blocks, want 2", n)
+		}
+	})
+	t.Run("gs", func(t *testing.T) {
+		url := gcstest.Start(t)
+		if url == "" {
+			t.Skip("no fake-gcs-server")
+		}
+		emulator := os.Getenv("STORAGE_EMULATOR_HOST")
+		var chunks atomic.Int32
+		proxy := httputil.NewSingleHostReverseProxy(&neturl.URL{Scheme: "http", Host: emulator})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// A chunk (sent with PUT or POST) says which bytes it carries.
+			if r.URL.Query().Get("upload_id") != "" && r.Header.Get("Content-Range") != "" {
+				chunks.Add(1)
+			}
+			proxy.ServeHTTP(w, r)
+		}))
+		defer srv.Close()
+		// The upload session's URL, where the chunks go, comes back in
+		// Location, naming the emulator: point it at the proxy too.
+		proxy.ModifyResponse = func(r *http.Response) error {
+			if loc := r.Header.Get("Location"); loc != "" {
+				r.Header.Set("Location", strings.Replace(loc, emulator, srv.Listener.Addr().String(), 1))
+			}
+			return nil
+		}
+		t.Setenv("STORAGE_EMULATOR_HOST", srv.Listener.Addr().String())
+		open(t, url)
+		if n := chunks.Load(); n != 2 {
+			t.Fatalf("%d chunks uploaded, want 2", n)
+		}
+	})
 }
 
 func TestOpenErrors(t *testing.T) {
