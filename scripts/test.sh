@@ -37,16 +37,52 @@ install_apt_packages() {
 
 install_apt_packages
 
-# --- tools built from source ---------------------------------------------------
-# versitygw, an S3 server, for storage/'s S3 tests. Built outside the
-# project's go.mod (its dependencies are not ktape's), once: about 95 s on
-# 2 cores, then cached.
+# --- tools the storage tests serve objects with --------------------------------
+# Emulators of each object store, started on loopback by internal/s3test,
+# internal/gcstest and internal/azuretest; the tests find them through the
+# KTAPE_* variables exported here. Each is installed once into $TOOLS, outside
+# the project's go.mod (their dependencies are not ktape's), then cached; the
+# time each install took is printed. Seen on 2 busy cores with empty caches:
+# versitygw about 95 s, fake-gcs-server 115 to 155 s, Azurite 25 to 55 s.
 TOOLS=${KTAPE_TOOLS:-$HOME/.cache/ktape-tools}
+
+# timed NAME CMD...: runs CMD and prints how long installing NAME took.
+timed() {
+	local name=$1 start=$SECONDS
+	shift
+	"$@"
+	echo "test.sh: $name installed in $((SECONDS - start)) s"
+}
+
+# versitygw, an S3 server over a directory, for s3:// tests.
 if [[ ! -x "$TOOLS/versitygw" ]]; then
 	echo "test.sh: building versitygw v1.8.0 into $TOOLS"
-	GOBIN="$TOOLS" GOFLAGS= go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+	timed versitygw env GOBIN="$TOOLS" GOFLAGS= go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 fi
 export KTAPE_VERSITYGW="$TOOLS/versitygw"
+
+# fake-gcs-server, a GCS emulator (JSON API, resumable uploads,
+# preconditions), for gs:// tests.
+if [[ ! -x "$TOOLS/fake-gcs-server" ]]; then
+	echo "test.sh: building fake-gcs-server v1.56.1 into $TOOLS"
+	timed fake-gcs-server env GOBIN="$TOOLS" GOFLAGS= go install github.com/fsouza/fake-gcs-server@v1.56.1
+fi
+export KTAPE_FAKE_GCS_SERVER="$TOOLS/fake-gcs-server"
+
+# Azurite, Microsoft's Azure Storage emulator, for azblob:// tests: a Node.js
+# program from npm. 3.35.0 is the newest that runs on the machine's Node 20
+# (3.36 wants Node 21, 3.37 Node 22). A machine without Node gets Debian's.
+AZURITE="$TOOLS/azurite/node_modules/.bin/azurite-blob"
+if [[ ! -x "$AZURITE" ]]; then
+	if ! command -v npm >/dev/null; then
+		APT_PACKAGES=(nodejs npm)
+		install_apt_packages
+	fi
+	echo "test.sh: installing Azurite 3.35.0 into $TOOLS/azurite"
+	mkdir -p "$TOOLS/azurite"
+	timed Azurite npm install --prefix "$TOOLS/azurite" --omit=dev --no-audit --no-fund --loglevel=error azurite@3.35.0
+fi
+export KTAPE_AZURITE="$AZURITE"
 
 # --- static checks -----------------------------------------------------------
 echo "test.sh: gofmt"
