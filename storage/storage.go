@@ -46,6 +46,7 @@ import (
 type Store struct {
 	url    string
 	bucket *blob.Bucket
+	dir    string // a local store's directory: its writes are fsynced
 	// Retry bounds the attempts of an operation that fails with a
 	// transient error.
 	Retry Retry
@@ -113,11 +114,13 @@ func openDir(path string, create bool) (*Store, error) {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	// No .attrs side files: the repository's objects carry no metadata.
-	b, err := fileblob.OpenBucket(abs, &fileblob.Options{Metadata: fileblob.MetadataDontWrite})
+	// Temporary files go beside their object, not in $TMPDIR: a rename
+	// across file systems fails, and a repository is often on its own.
+	b, err := fileblob.OpenBucket(abs, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", abs, err)
 	}
-	return &Store{url: abs, bucket: b}, nil
+	return &Store{url: abs, bucket: b, dir: abs}, nil
 }
 
 // URL is the store's location as given (a local path made absolute).
@@ -187,7 +190,10 @@ func (s *Store) Create(ctx context.Context, key string, data []byte) error {
 			MaxConcurrency: maxConcurrency,
 		})
 	})
-	if err == nil || !exists(err) {
+	if err == nil {
+		return s.sync(key)
+	}
+	if !exists(err) {
 		return err
 	}
 	old, gerr := s.Get(ctx, key)
@@ -198,6 +204,30 @@ func (s *Store) Create(ctx context.Context, key string, data []byte) error {
 		return fmt.Errorf("storage: create %s: %w (%d bytes stored, %d to write)", key, ErrConflict, len(old), len(data))
 	}
 	return nil
+}
+
+// sync makes a local store's new object durable: fileblob writes a
+// temporary file and renames it, with no fsync, so after a power loss a
+// manifest could name a segment that never reached the disk. The file,
+// then each directory from its own up to the store's, are fsynced.
+func (s *Store) sync(key string) error {
+	if s.dir == "" {
+		return nil
+	}
+	path := filepath.Join(s.dir, filepath.FromSlash(key))
+	for p := path; ; p = filepath.Dir(p) {
+		f, err := os.Open(p)
+		if err == nil {
+			err = f.Sync()
+			f.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("storage: create %s: fsync %s: %w", key, p, err)
+		}
+		if p == s.dir || len(p) <= len(s.dir) {
+			return nil
+		}
+	}
 }
 
 // exists recognises the precondition failure of a conditional write, which

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
@@ -225,5 +226,31 @@ func TestOpenErrors(t *testing.T) {
 	os.WriteFile(f, nil, 0o644)
 	if _, err := Open(ctx, filepath.Join(f, "repo")); err == nil {
 		t.Fatal("a directory under a file opened")
+	}
+}
+
+// A local repository on another file system than $TMPDIR: objects are
+// written beside their final name, so the rename never crosses devices.
+func TestLocalStoreOnAnotherFileSystem(t *testing.T) {
+	var tmp, shm syscall.Stat_t
+	if syscall.Stat(os.TempDir(), &tmp) != nil || syscall.Stat("/dev/shm", &shm) != nil || tmp.Dev == shm.Dev {
+		t.Skip("no /dev/shm on another device than $TMPDIR")
+	}
+	dir, err := os.MkdirTemp("/dev/shm", "ktape-storage-")
+	if err != nil {
+		t.Skip(err)
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	st, err := Open(ctx, filepath.Join(dir, "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.Create(ctx, "segments/a/b.seg", []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := st.Get(ctx, "segments/a/b.seg"); err != nil || string(b) != "data" {
+		t.Fatalf("read back %q, %v", b, err)
 	}
 }
