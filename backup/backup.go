@@ -209,7 +209,8 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, opts Options
 		return nil, Stats{}, err
 	}
 	e := &engine{c: c, r: r, opts: opts, log: opts.Log, obs: opts.Observer, byTP: map[client.TopicPartition]*partition{}}
-	e.up = newUploader(r, e.obs, opts.Uploads)
+	// A segment's buffer holds SegmentBytes and the batch that crosses it.
+	e.up = newUploader(r, e.obs, opts.Uploads, opts.SegmentBytes+1<<20)
 	defer e.up.wait() // no upload outlives the run
 	if err := e.plan(ctx); err != nil {
 		return nil, e.st, err

@@ -18,6 +18,7 @@ type uploader struct {
 	obs   Observer
 	slots chan struct{}
 	free  chan *bytes.Buffer // buffers of stored segments, for reuse
+	size  int                // capacity of a new buffer
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -26,19 +27,21 @@ type uploader struct {
 	err      error
 }
 
-func newUploader(r *repo.Repository, obs Observer, n int) *uploader {
-	u := &uploader{r: r, obs: obs, slots: make(chan struct{}, n), free: make(chan *bytes.Buffer, n+1)}
+func newUploader(r *repo.Repository, obs Observer, n, size int) *uploader {
+	u := &uploader{r: r, obs: obs, slots: make(chan struct{}, n), free: make(chan *bytes.Buffer, n+1), size: size}
 	u.cond = sync.NewCond(&u.mu)
 	return u
 }
 
-// buffer returns an empty buffer for a segment.
+// buffer returns an empty buffer for a segment, with room for a whole
+// one: growing a buffer by doubling copies the segment again and touches
+// fresh memory, which cost as much CPU as the rest of the backup.
 func (u *uploader) buffer() *bytes.Buffer {
 	select {
 	case b := <-u.free:
 		return b
 	default:
-		return new(bytes.Buffer)
+		return bytes.NewBuffer(make([]byte, 0, u.size))
 	}
 }
 
