@@ -215,6 +215,9 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, opts Options
 	if err := e.plan(ctx); err != nil {
 		return nil, e.st, err
 	}
+	if int64(len(e.parts))*int64(e.up.size) > opts.Memory/2 {
+		e.up.size = 0 // so many partitions that buffers grow as needed
+	}
 	e.f = client.NewFetcher(c, client.FetchConfig{Isolation: opts.Isolation, Budget: opts.Memory / 2, OutOfRange: client.OutOfRangeSkipToStart})
 	defer e.f.Close()
 	for _, p := range e.parts {

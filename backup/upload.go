@@ -18,7 +18,7 @@ type uploader struct {
 	obs   Observer
 	slots chan struct{}
 	free  chan *bytes.Buffer // buffers of stored segments, for reuse
-	size  int                // capacity of a new buffer
+	size  int                // capacity of a new buffer; 0: grown as needed
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -34,8 +34,9 @@ func newUploader(r *repo.Repository, obs Observer, n, size int) *uploader {
 }
 
 // buffer returns an empty buffer for a segment, with room for a whole
-// one: growing a buffer by doubling copies the segment again and touches
-// fresh memory, which cost as much CPU as the rest of the backup.
+// one when the budget allows it for every partition: growing a buffer by
+// doubling copies the segment again and touches fresh memory, which cost
+// a quarter of a plain backup's CPU until the free buffers were warm.
 func (u *uploader) buffer() *bytes.Buffer {
 	select {
 	case b := <-u.free:
