@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"regexp"
 	"strings"
 	"syscall"
@@ -116,6 +117,7 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 	if opts.Memory < 8<<20 {
 		return usageError{fmt.Errorf("%s %s: at least 8MiB (8388608)", gopts.Sources.of("memory"), formatSize(opts.Memory))}
 	}
+	softMemoryLimit(opts.Memory)
 	dialer, err := opts.Conn.Dialer(gopts.Sources)
 	if err != nil {
 		return err
@@ -262,4 +264,15 @@ func newLogger(w io.Writer, asJSON bool) *slog.Logger {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// softMemoryLimit asks the garbage collector to keep the heap near the
+// memory budget (plus room for the runtime, encoders and metadata): by
+// default Go lets the heap grow to twice what is live, and a budget is
+// a promise about the process, not only about ktape's buffers. GOMEMLIMIT,
+// when set, wins.
+func softMemoryLimit(budget int64) {
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(budget + 128<<20)
+	}
 }

@@ -113,6 +113,7 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 		}
 		ro.Remap = append(ro.Remap, restore.Remap{From: re, To: dst})
 	}
+	softMemoryLimit(opts.Memory)
 	dialer, err := opts.Conn.Dialer(gopts.Sources)
 	if err != nil {
 		return err
