@@ -163,6 +163,12 @@ type partState struct {
 	stopped     bool
 	pendingGap  *GapError
 	needRefresh bool
+	// refusedBy is the fetch connection whose broker last answered
+	// NOT_LEADER_OR_FOLLOWER for the partition, asked at refusedEpoch;
+	// fetchOnce retires that connection if it is about to be asked the same
+	// question again.
+	refusedBy    *Conn
+	refusedEpoch int32
 	// The watermarks last delivered: a partition with no new records is
 	// still delivered when they move, so a caller sees it caught up.
 	hwm, lso, logStart int64
@@ -506,6 +512,22 @@ func (f *Fetcher) fetchOnce(ls *loopState, id int32, batch []*partState, charge 
 	if err != nil {
 		return nil, 0, err
 	}
+	if refusedBefore(batch, conn) {
+		// This connection's broker said it does not lead a partition
+		// that the metadata, refreshed since, says broker id leads at
+		// the very epoch it was asked at. One epoch has one leader, so
+		// the connection no longer reaches the broker the metadata
+		// describes: a broker replaced on the same address while the
+		// old connection stayed open (as kfake's RemoveNode and AddNode
+		// leave it) answers like this for every partition, forever.
+		// Nothing else retires a connection that has not failed, and a
+		// refresh gives the same answer each time, so retrying over it
+		// would never end: dial the address again.
+		conn.Close()
+		if conn, err = f.c.FetchConn(f.ctx, id); err != nil {
+			return nil, 0, fmt.Errorf("client: redialling broker %d, which refused partitions it leads: %w", id, err)
+		}
+	}
 	v, err := conn.Version(api.Fetch)
 	if err != nil {
 		return nil, 0, err
@@ -571,6 +593,7 @@ func (f *Fetcher) fetchOnce(ls *loopState, id int32, batch []*partState, charge 
 				}
 				fp.Records, fp.NextOffset = recs, next
 				st.offset = next
+				st.refusedBy = nil
 				if len(recs) > 0 {
 					f.servedSeq++
 					st.served = f.servedSeq
@@ -590,6 +613,10 @@ func (f *Fetcher) fetchOnce(ls *loopState, id int32, batch []*partState, charge 
 				}
 				fp.Err = fmt.Errorf("client: %s: offset %d: %w", st.tp, st.offset, err)
 				st.stopped = true
+			case errors.Is(err, protocol.ErrNotLeaderOrFollower):
+				st.needRefresh = true // leadership moved, or conn is stale
+				st.refusedBy, st.refusedEpoch = conn, st.epoch
+				continue
 			case protocol.IsRetriable(err):
 				st.needRefresh = true // leadership moved or is moving
 				continue
@@ -618,6 +645,19 @@ func (f *Fetcher) fetchOnce(ls *loopState, id int32, batch []*partState, charge 
 		return nil, throttle, nil
 	}
 	return fe, throttle, nil
+}
+
+// refusedBefore reports whether conn already answered NOT_LEADER_OR_FOLLOWER
+// for a partition of batch at the leader epoch the partition is about to
+// be fetched at again. The batch is claimed by the caller, so its fields
+// are the caller's to read.
+func refusedBefore(batch []*partState, conn *Conn) bool {
+	for _, p := range batch {
+		if p.refusedBy == conn && p.refusedEpoch == p.epoch {
+			return true
+		}
+	}
+	return false
 }
 
 // loopState is what a broker loop reuses from one fetch to the next.

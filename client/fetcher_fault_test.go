@@ -187,3 +187,68 @@ func TestFetcherSurvivesBrokerRestart(t *testing.T) {
 		t.Fatal("the broker was not restarted while fetching; the test proved nothing")
 	}
 }
+
+// fetchTo polls f until tp's next offset reaches want, failing the test on a
+// partition error or when timeout passes first.
+func fetchTo(t *testing.T, f *Fetcher, tp TopicPartition, want int64, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	next := int64(-1)
+	for next < want {
+		fe, err := f.Poll(ctx)
+		if err != nil {
+			t.Fatalf("%s: next offset %d, want %d (-1: nothing fetched): %v", tp, next, want, err)
+		}
+		for _, fp := range fe.Partitions {
+			if fp.Err != nil {
+				t.Fatalf("%s: %v", fp.TopicPartition, fp.Err)
+			}
+			if fp.TopicPartition == tp {
+				next = fp.NextOffset
+			}
+		}
+		fe.Release()
+	}
+}
+
+// A broker replaced on its address while the fetcher's connection to the
+// old one stays open (kfake's RemoveNode closes the listener, not the
+// connections) answers NOT_LEADER_OR_FOLLOWER for a partition that the
+// metadata, asked again, says it leads at the very epoch the fetch sent.
+// The fetcher must stop trusting that connection and dial the address
+// again, where the new broker answers, rather than refresh and retry over
+// it forever.
+func TestFetcherRedialsBrokerReplacedOnItsAddress(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(2), kfake.SeedTopics(1, "t"))
+	const leader = 1
+	if err := c.MoveTopicPartition("t", 0, leader); err != nil {
+		t.Fatal(err)
+	}
+	produce(t, c, "t", 1, 100, kgo.NoCompression())
+	fast := Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond}
+	cl := newFetchClient(t, c)
+	cl.backoff = fast
+	f := NewFetcher(cl, FetchConfig{MaxWait: 50 * time.Millisecond, Backoff: fast})
+	defer f.Close()
+	tp := TopicPartition{"t", 0}
+	f.Assign(tp, 0)
+	fetchTo(t, f, tp, 100, 10*time.Second) // the fetch connection to the leader is open
+
+	_, port, err := net.SplitHostPort(cl.Metadata().Brokers[leader].Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := strconv.Atoi(port)
+	if err := c.RemoveNode(leader); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.AddNode(leader, p); err != nil {
+		t.Fatalf("add node %d back on port %d: %v", leader, p, err)
+	}
+	if err := c.MoveTopicPartition("t", 0, leader); err != nil { // the new broker leads
+		t.Fatal(err)
+	}
+	produce(t, c, "t", 1, 100, kgo.NoCompression())
+	fetchTo(t, f, tp, 200, 10*time.Second)
+}
