@@ -252,3 +252,58 @@ func TestFetcherRedialsBrokerReplacedOnItsAddress(t *testing.T) {
 	produce(t, c, "t", 1, 100, kgo.NoCompression())
 	fetchTo(t, f, tp, 200, 10*time.Second)
 }
+
+// Leaders restarted again and again on their addresses while several
+// partitions are fetched in small pieces: every record arrives once.
+func TestFetcherSurvivesRepeatedBrokerRestarts(t *testing.T) {
+	const parts, perPart, restarts = 6, 300, 8
+	c := newCluster(t, kfake.NumBrokers(3), kfake.SeedTopics(parts, "t"))
+	produce(t, c, "t", parts, perPart, kgo.NoCompression())
+	want := consumeKgo(t, c, "t", parts*perPart)
+	fast := Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond}
+	cl := newFetchClient(t, c)
+	cl.backoff = fast
+	f := NewFetcher(cl, FetchConfig{PartitionMaxBytes: 256, MaxWait: 50 * time.Millisecond, Backoff: fast})
+	defer f.Close()
+	ports := map[int32]int{}
+	for id, b := range cl.Metadata().Brokers {
+		_, port, _ := net.SplitHostPort(b.Addr())
+		ports[id], _ = strconv.Atoi(port)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var restarted atomic.Int32
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := int32(0); i < restarts; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			id := c.LeaderFor("t", i%parts)
+			if err := c.RemoveNode(id); err != nil {
+				t.Errorf("remove node %d: %v", id, err)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			if _, _, err := c.AddNode(id, ports[id]); err != nil {
+				t.Errorf("add node %d back on port %d: %v", id, ports[id], err)
+				return
+			}
+			restarted.Add(1)
+		}
+	}()
+	defer func() { // also when fetchAll fails the test
+		close(stop)
+		wg.Wait()
+	}()
+	got, _ := fetchAll(t, f, "t", parts, len(want))
+	if err := equalStrings(got, want); err != nil {
+		t.Fatal(err)
+	}
+	if restarted.Load() == 0 {
+		t.Fatal("no broker was restarted while fetching; the test proved nothing")
+	}
+}
