@@ -157,26 +157,49 @@ func TestFetcherSurvivesBrokerRestart(t *testing.T) {
 	f := NewFetcher(cl, FetchConfig{PartitionMaxBytes: 512, Backoff: Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond}})
 	defer f.Close()
 	cl.backoff = Backoff{Base: time.Millisecond, Max: 20 * time.Millisecond}
+	// The restart starts at the first fetch request, not after a fixed
+	// sleep, which a fast run could outlast: the fetch would then be over
+	// before the broker went away. The goroutine is waited for, so that
+	// AddNode does not run into the cluster's Close at cleanup.
+	fetching := make(chan struct{})
+	var once sync.Once
+	c.ControlKey(int16(kmsg.Fetch), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		once.Do(func() { close(fetching) })
+		return nil, nil, false
+	})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
 	var removedAt atomic.Int64
+	wg.Add(1)
 	go func() {
-		time.Sleep(5 * time.Millisecond)
-		m := cl.Metadata().Topics["t"]
-		if m == nil {
+		defer wg.Done()
+		select {
+		case <-fetching:
+		case <-stop:
 			return
 		}
-		id := m.Partitions[0].Leader
-		addr := cl.Metadata().Brokers[id].Addr()
-		_, port, _ := net.SplitHostPort(addr)
+		id := c.LeaderFor("t", 0)
+		b, ok := cl.Metadata().Brokers[id]
+		if !ok {
+			t.Errorf("broker %d, the leader of t/0, is not in the client's metadata", id)
+			return
+		}
+		_, port, _ := net.SplitHostPort(b.Addr())
 		p, _ := strconv.Atoi(port)
 		if err := c.RemoveNode(id); err != nil {
 			t.Errorf("remove node %d: %v", id, err)
 			return
 		}
 		removedAt.Store(time.Now().UnixNano())
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the broker stays away a while
 		if _, _, err := c.AddNode(id, p); err != nil {
 			t.Errorf("add node %d back: %v", id, err)
 		}
+	}()
+	defer func() { // also when fetchAll fails the test
+		close(stop)
+		wg.Wait()
 	}()
 	got, _ := fetchAll(t, f, "t", 3, len(want))
 	done := time.Now().UnixNano()
