@@ -17,7 +17,7 @@ type uploader struct {
 	r     *repo.Repository
 	obs   Observer
 	slots chan struct{}
-	free  chan *bytes.Buffer // buffers of stored segments, for reuse
+	free  chan *bytes.Buffer // up to two buffers of stored segments, for reuse: more would be memory outside the budget
 	size  int                // capacity of a new buffer; 0: grown as needed
 
 	mu       sync.Mutex
@@ -28,7 +28,7 @@ type uploader struct {
 }
 
 func newUploader(r *repo.Repository, obs Observer, n, size int) *uploader {
-	u := &uploader{r: r, obs: obs, slots: make(chan struct{}, n), free: make(chan *bytes.Buffer, n+1), size: size}
+	u := &uploader{r: r, obs: obs, slots: make(chan struct{}, n), free: make(chan *bytes.Buffer, 2), size: size}
 	u.cond = sync.NewCond(&u.mu)
 	return u
 }
