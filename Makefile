@@ -3,7 +3,7 @@
 GO       ?= go
 FUZZTIME ?= 30s
 
-.PHONY: build test bench bench-produce fuzz vet fmt-check demo clean
+.PHONY: build test bench bench-produce bench-backup fuzz vet fmt-check demo clean
 
 ## build: compile the ktape binary into bin/ktape
 build:
@@ -20,6 +20,10 @@ bench:
 ## bench-produce: producer clients (ktape and peers) against a fake broker, JSON lines (ARGS='-impl kgo -value-bytes 100')
 bench-produce:
 	$(GO) run ./bench/produce $(ARGS)
+
+## bench-backup: whole-topic copies (ktape backup, kcat, a franz-go consumer, a raw fetch loop) from bench/source, JSON lines (ARGS='-partitions 8 -codec lz4'; -table to summarise)
+bench-backup:
+	$(GO) run ./bench/backup $(ARGS)
 
 ## fuzz: each fuzz target in turn, for FUZZTIME each (make fuzz FUZZTIME=5m)
 fuzz:

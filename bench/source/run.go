@@ -50,16 +50,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("source", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:0", "address to listen on")
-	var tc TopicConfig
-	fs.StringVar(&tc.Name, "topic", DefaultTopic, "topic name")
-	fs.IntVar(&tc.Partitions, "partitions", 1, "partitions")
-	size := fs.String("size", "1GiB", "batch bytes of the whole topic (suffixes KiB, MiB, GiB)")
-	fs.IntVar(&tc.ValueBytes, "value-bytes", DefaultValueBytes, "bytes of every record value")
-	fs.IntVar(&tc.KeyBytes, "key-bytes", DefaultKeyBytes, "bytes of every record key")
-	batch := fs.String("batch-bytes", "64KiB", "records (uncompressed) per batch, in bytes")
-	codec := fs.String("codec", "none", "batch compression: none, gzip, snappy, lz4, zstd")
-	pool := fs.String("pool-bytes", "64MiB", "distinct batches to generate (uncompressed records), reused cyclically")
-	fs.Uint64Var(&tc.Seed, "seed", 1, "seed of the generated values")
+	topicConfig := TopicFlags(fs)
 	idle := fs.Duration("idle-wait", DefaultIdleWait, "longest wait of a fetch that finds no data (negative: none)")
 	maxFrame := fs.Int("max-frame", DefaultMaxFrame, "largest request accepted, in bytes")
 	if err := fs.Parse(args); err != nil {
@@ -68,23 +59,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	var err error
-	if fs.NArg() > 0 {
+	tc, err := topicConfig()
+	if err == nil && fs.NArg() > 0 {
 		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if err == nil {
-		tc.Bytes, err = ParseSize("-size", *size)
-	}
-	if err == nil {
-		var b int64
-		b, err = ParseSize("-batch-bytes", *batch)
-		tc.BatchBytes = int(min(b, 1<<30))
-	}
-	if err == nil {
-		tc.PoolBytes, err = ParseSize("-pool-bytes", *pool)
-	}
-	if err == nil {
-		tc.Codec, err = ParseCodec(*codec)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "source:", err)
@@ -136,6 +113,40 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s\n", line)
 	return code
+}
+
+// TopicFlags registers the flags that describe a topic on fs (-topic,
+// -partitions, -size, -value-bytes, -key-bytes, -batch-bytes, -codec,
+// -pool-bytes, -seed) and returns the function that makes the TopicConfig
+// once fs is parsed. Other commands that need the same topic (the backup
+// benchmark's kfake server) take the same flags.
+func TopicFlags(fs *flag.FlagSet) func() (TopicConfig, error) {
+	var tc TopicConfig
+	fs.StringVar(&tc.Name, "topic", DefaultTopic, "topic name")
+	fs.IntVar(&tc.Partitions, "partitions", 1, "partitions")
+	size := fs.String("size", "1GiB", "batch bytes of the whole topic (suffixes KiB, MiB, GiB)")
+	fs.IntVar(&tc.ValueBytes, "value-bytes", DefaultValueBytes, "bytes of every record value")
+	fs.IntVar(&tc.KeyBytes, "key-bytes", DefaultKeyBytes, "bytes of every record key")
+	batch := fs.String("batch-bytes", "64KiB", "records (uncompressed) per batch, in bytes")
+	codec := fs.String("codec", "none", "batch compression: none, gzip, snappy, lz4, zstd")
+	pool := fs.String("pool-bytes", "64MiB", "distinct batches to generate (uncompressed records), reused cyclically")
+	fs.Uint64Var(&tc.Seed, "seed", 1, "seed of the generated values")
+	return func() (TopicConfig, error) {
+		var err error
+		if tc.Bytes, err = ParseSize("-size", *size); err != nil {
+			return tc, err
+		}
+		b, err := ParseSize("-batch-bytes", *batch)
+		if err != nil {
+			return tc, err
+		}
+		tc.BatchBytes = int(min(b, 1<<30))
+		if tc.PoolBytes, err = ParseSize("-pool-bytes", *pool); err != nil {
+			return tc, err
+		}
+		tc.Codec, err = ParseCodec(*codec)
+		return tc, err
+	}
 }
 
 // ParseSize reads a byte count with an optional KiB, MiB or GiB suffix

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// confKey is one configuration of the matrix.
+type confKey struct {
+	target     string
+	size       int64
+	partitions int
+	codec      string
+	batchBytes int64
+}
+
+func (k confKey) String() string {
+	return fmt.Sprintf("%s, %s, %d partition(s), %s, %s batches", k.target, sizeString(k.size), k.partitions, k.codec, sizeString(k.batchBytes))
+}
+
+// writeTable reads result lines (several rounds, any order) and writes
+// markdown: per configuration, each impl's median figures and its MB/s
+// relative to ktape's; with summary, one row per configuration.
+func writeTable(r io.Reader, w io.Writer, summary bool) error {
+	runs := map[confKey]map[string][]result{}
+	var keys []confKey
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		var res result
+		if err := json.Unmarshal([]byte(text), &res); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+		if res.Error != "" {
+			return fmt.Errorf("line %d: %s failed: %s", line, res.Impl, res.Error)
+		}
+		k := confKey{res.Target, res.SizeBytes, res.Partitions, res.Codec, res.BatchBytes}
+		if runs[k] == nil {
+			runs[k] = map[string][]result{}
+			keys = append(keys, k)
+		}
+		runs[k][res.Impl] = append(runs[k][res.Impl], res)
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	med := func(rs []result, f func(result) float64) float64 {
+		if len(rs) == 0 {
+			return 0
+		}
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	mbps := func(r result) float64 { return r.MBPerSec }
+	cpu := func(r result) float64 { return r.CPUPerGiB }
+	rss := func(r result) float64 { return r.MaxRSSMB }
+	if summary {
+		fmt.Fprintln(w, "| target, size, partitions, codec | ktape MB/s | ktape-auto | kcat | kgo | raw | ktape ÷ kcat | ktape ÷ kgo | ktape ÷ raw | CPU-s/GiB ktape · ktape-auto · kcat · kgo · raw | max RSS MB ktape · ktape-auto |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+		cell := func(v float64, format string) string {
+			if v == 0 {
+				return "–"
+			}
+			return fmt.Sprintf(format, v)
+		}
+		ratio := func(a, b float64, format string) string {
+			if a == 0 || b == 0 {
+				return "–"
+			}
+			return fmt.Sprintf(format, a/b)
+		}
+		for _, k := range keys {
+			m := func(impl string, f func(result) float64) float64 { return med(runs[k][impl], f) }
+			fmt.Fprintf(w, "| %s, %s, %d, %s | %s | %s | %s | %s | %s | %s | %s | %s | %s · %s · %s · %s · %s | %s · %s |\n",
+				k.target, sizeString(k.size), k.partitions, k.codec,
+				cell(m("ktape", mbps), "%.0f"), cell(m("ktape-auto", mbps), "%.0f"), cell(m("kcat", mbps), "%.0f"),
+				cell(m("kgo", mbps), "%.0f"), cell(m("raw", mbps), "%.0f"),
+				ratio(m("ktape", mbps), m("kcat", mbps), "%.2f×"), ratio(m("ktape", mbps), m("kgo", mbps), "%.2f×"),
+				ratio(m("ktape", mbps)*100, m("raw", mbps), "%.0f%%"),
+				cell(m("ktape", cpu), "%.2f"), cell(m("ktape-auto", cpu), "%.2f"), cell(m("kcat", cpu), "%.2f"),
+				cell(m("kgo", cpu), "%.2f"), cell(m("raw", cpu), "%.2f"),
+				cell(m("ktape", rss), "%.0f"), cell(m("ktape-auto", rss), "%.0f"))
+		}
+		return nil
+	}
+	for _, k := range keys {
+		fmt.Fprintf(w, "\n**%s**\n\n", k)
+		fmt.Fprintln(w, "| impl | runs | MB/s | vs ktape | value MB/s | CPU-s/GiB | user · sys s/GiB | max RSS MB | seconds |")
+		fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|---:|")
+		base := med(runs[k]["ktape"], mbps)
+		for _, impl := range knownImpls {
+			rs := runs[k][impl]
+			if len(rs) == 0 {
+				continue
+			}
+			ratio := "–"
+			if base > 0 {
+				ratio = fmt.Sprintf("%.2f×", med(rs, mbps)/base)
+			}
+			gib := float64(rs[0].TopicBytes) / (1 << 30)
+			fmt.Fprintf(w, "| %s | %d | %.0f | %s | %.0f | %.2f | %.2f · %.2f | %.0f | %.2f |\n", impl, len(rs),
+				med(rs, mbps), ratio, med(rs, func(r result) float64 { return r.ValueMBPerSec }), med(rs, cpu),
+				med(rs, func(r result) float64 { return r.CPUUser / gib }), med(rs, func(r result) float64 { return r.CPUSys / gib }),
+				med(rs, rss), med(rs, func(r result) float64 { return r.Seconds }))
+		}
+	}
+	return nil
+}
