@@ -9,9 +9,11 @@ import (
 	"io"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -121,11 +123,15 @@ func (h *harness) run() error {
 	}
 	failed, total, i := 0, h.opts.reps*len(confs)*len(impls), 0
 	enc := json.NewEncoder(h.stdout)
-	// Rounds outermost: every impl meets the machine in each of its
-	// states, and a slow spell spreads over all of them.
+	// Rounds outermost, impls in a different order in each: every impl
+	// meets the machine in each of its states (see "The machine" in
+	// main.go), and a slow spell spreads over all of them.
 	for rep := 1; rep <= h.opts.reps; rep++ {
-		for _, c := range confs {
-			for _, impl := range impls {
+		for ci, c := range confs {
+			order := slices.Clone(impls)
+			rng := rand.New(rand.NewPCG(uint64(rep), uint64(ci)))
+			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+			for _, impl := range order {
 				i++
 				fmt.Fprintf(h.stderr, "backup: run %d/%d: %s, %s, %s, %d partitions, %s\n",
 					i, total, impl, c.target, sizeString(c.size), c.p, c.codec)
@@ -180,7 +186,11 @@ func (h *harness) resolveImpls() ([]string, error) {
 
 // runOne makes one measurement: a fresh broker, a fresh client process.
 func (h *harness) runOne(impl, target string, size int64, p int, codec string, rep int) result {
-	res := result{Impl: impl, Note: notes[impl], Target: target, Partitions: p, Codec: codec,
+	note := notes[impl]
+	if h.opts.note != "" {
+		note += "; " + h.opts.note
+	}
+	res := result{Impl: impl, Note: note, Target: target, Partitions: p, Codec: codec,
 		SizeBytes: size, BatchBytes: h.opts.batchBytes, Rep: rep}
 	runDir, err := os.MkdirTemp(h.dir, "run-")
 	if err != nil {
@@ -198,6 +208,7 @@ func (h *harness) runOne(impl, target string, size int64, p int, codec string, r
 	ti := srv.info
 	res.TopicBytes, res.TopicBatches, res.TopicRecords, res.TopicValueBytes = ti.Bytes, ti.Batches, ti.Records, ti.ValueBytes
 
+	time.Sleep(h.opts.settle)
 	ctx, cancel := context.WithTimeout(context.Background(), h.opts.timeout)
 	defer cancel()
 	var (

@@ -21,6 +21,9 @@
 //	-ktape-bin    a built ktape (default: go build ./cmd/ktape)
 //	-kcat-bin     kcat (default: kcat on PATH)
 //	-dir          where outputs are written, then deleted (default: a temp dir)
+//	-settle       pause between the broker being ready and the client
+//	              starting (default 3s; see "The machine" below)
+//	-note         text added to every line's note (e.g. which ktape build)
 //	-timeout      limit for one run (default 10m)
 //	-table        read result lines on stdin and print markdown tables of
 //	              their medians, with ratios to ktape
@@ -39,8 +42,20 @@
 // process, so its CPU time and peak RSS (getrusage of the child: user and
 // system time of every thread, max RSS) are its own, and the wall time is
 // the child's life, start-up included. Rounds run the whole matrix in
-// turn, so every impl sees the machine in the same states; -table reports
-// medians.
+// turn, each round in its own shuffled order of impls, so every impl sees
+// the machine in the same states; -table reports medians.
+//
+// # The machine
+//
+// On the project's benchmark VM (Firecracker, free page reporting on)
+// memory the guest has freed is handed back to the host after about two
+// seconds, and touching it again costs the kernel dearly: writing 1 GiB
+// to a file in 64 MiB writes costs 0.6 s of system time right after a
+// similar write, 2-4 s after some seconds idle, while 256 KiB writes cost
+// about 0.3 s either way. A client that runs right after another one has
+// freed its page cache therefore gets cheaper memory than one that runs
+// after a pause. -settle makes every client start after the same pause,
+// and the shuffled order spreads what is left.
 //
 //   - ktape: the ktape binary, "ktape backup --brokers ADDR --repo DIR
 //     --json --compression none --memory M" (ktape-auto: --compression
@@ -117,6 +132,8 @@ type options struct {
 	kcatBin    string
 	dir        string
 	timeout    time.Duration
+	settle     time.Duration
+	note       string
 	table      bool
 	summary    bool
 
@@ -146,6 +163,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.kcatBin, "kcat-bin", "kcat", "kcat executable")
 	fs.StringVar(&o.dir, "dir", "", "directory for outputs, deleted after each run (default: a new temp dir)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit for one run")
+	fs.DurationVar(&o.settle, "settle", 3*time.Second, "pause between the broker being ready and the client starting")
+	fs.StringVar(&o.note, "note", "", "text added to every result line's note")
 	fs.BoolVar(&o.table, "table", false, "read result lines on stdin and print markdown tables of their medians")
 	fs.BoolVar(&o.summary, "summary", false, "with -table: one row per configuration")
 	fs.BoolVar(&o.child, "child", false, "run one client (used by the harness)")
@@ -201,6 +220,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.reps < 1 {
 		return nil, fmt.Errorf("-reps %d: want at least 1", o.reps)
+	}
+	if o.settle < 0 {
+		return nil, fmt.Errorf("-settle %v: want a duration of 0 or more", o.settle)
 	}
 	if o.timeout <= 0 {
 		return nil, fmt.Errorf("-timeout %v: want a positive duration", o.timeout)
