@@ -63,10 +63,10 @@ func consumeKgo(ctx context.Context, brokers []string, topic string, partitions 
 		return res, fmt.Errorf("kgo: %w", err)
 	}
 	defer f.Close()
-	// 64 KiB writes: on this project's benchmark VM a write of 1 MiB or
-	// more costs the kernel about ten times as much per byte as one of
-	// 256 KiB or less (BENCHMARKS.md, "Backup"); kcat's stdio writes are
-	// small too.
+	// 64 KiB writes, a common buffer size: on the project's benchmark VM
+	// writes of 1 MiB or more cost the kernel the most per byte
+	// (BENCHMARKS.md, "Backup"), and kcat, the other file writer here,
+	// writes 4 KiB at a time.
 	w := bufio.NewWriterSize(f, 64<<10)
 	parts := make(map[int32]kgo.Offset, partitions)
 	for p := range partitions {

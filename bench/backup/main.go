@@ -45,18 +45,6 @@
 // turn, each round in its own shuffled order of impls, so every impl sees
 // the machine in the same states; -table reports medians.
 //
-// # The machine
-//
-// On the project's benchmark VM (Firecracker, free page reporting on)
-// memory the guest has freed is handed back to the host after about two
-// seconds, and touching it again costs the kernel dearly: writing 1 GiB
-// to a file in 64 MiB writes costs 0.6 s of system time right after a
-// similar write, 2-4 s after some seconds idle, while 256 KiB writes cost
-// about 0.3 s either way. A client that runs right after another one has
-// freed its page cache therefore gets cheaper memory than one that runs
-// after a pause. -settle makes every client start after the same pause,
-// and the shuffled order spreads what is left.
-//
 //   - ktape: the ktape binary, "ktape backup --brokers ADDR --repo DIR
 //     --json --compression none --memory M" (ktape-auto: --compression
 //     auto, which frames uncompressed batches in zstd). Checked afterwards
@@ -72,6 +60,18 @@
 //   - raw: ktape's client.Fetcher configured as ktape backup configures it
 //     (budget memory/2), walking each response's batch headers and
 //     discarding the bytes: the ceiling of a backup over this fetcher.
+//
+// # The machine
+//
+// On the project's benchmark VM (Firecracker, free page reporting on)
+// memory the guest has freed is handed back to the host after about two
+// seconds, and touching it again costs the kernel dearly: writing 1 GiB to
+// a file in 64 MiB writes costs about 0.6 s of system time right after a
+// similar write, 2.6-4.3 s after some seconds idle (BENCHMARKS.md,
+// "Backup"). A client that runs right after another one has freed its page
+// cache therefore gets cheaper memory than one that runs after a pause.
+// -settle makes every client start after the same pause, and the
+// shuffled order spreads what is left.
 //
 // # Output fields
 //
