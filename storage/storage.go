@@ -183,7 +183,16 @@ func (s *Store) Create(ctx context.Context, key string, data []byte) error {
 		// v0.47.0's azureblob writer closes a pipe it has set to nil when
 		// the upload failed, so a conflict (or any failed upload) there
 		// is a nil-pointer panic rather than an error.
-		return s.bucket.Upload(ctx, key, bytes.NewReader(data), &blob.WriterOptions{
+		var r io.Reader = bytes.NewReader(data)
+		if s.dir != "" {
+			// A local file gets the object in io.Copy's 32 KiB writes:
+			// handed a bytes.Reader, fileblob writes a whole segment in
+			// one write(2), and on this project's VMs writes of a MiB
+			// and more cost twice the system time (1 GiB backup: 320 ->
+			// 627 MB/s, 5.3 -> 2.3 CPU-s/GiB, bench/backup).
+			r = struct{ io.Reader }{r}
+		}
+		return s.bucket.Upload(ctx, key, r, &blob.WriterOptions{
 			IfNotExist:     true,
 			ContentType:    "application/octet-stream",
 			BufferSize:     partSize,
