@@ -382,58 +382,6 @@ func (countCheckpoints) Fetched(FetchEvent)             {}
 func (countCheckpoints) Stored(StoreEvent)              {}
 func (c countCheckpoints) Checkpointed(CheckpointEvent) { c.n.Add(1) }
 
-// A backup into S3 (versitygw), with a segment large enough to go up as
-// a multipart upload, then an incremental one: verify --deep is clean and
-// franz-go reads back what the broker holds.
-func TestBackupToS3(t *testing.T) {
-	url := s3test.Start(t)
-	if url == "" {
-		t.Skip("versitygw not installed")
-	}
-	ctx := context.Background()
-	c := kfaketest.Start(t, kfaketest.Topics(2, "orders"))
-	value := bytes.Repeat([]byte("s3 multipart "), 1600) // ~20 KiB
-	for i := 0; i < 50; i++ {
-		rs := records(fmt.Sprint("b", i), 20)
-		for _, r := range rs {
-			r.Value = value
-		}
-		c.Produce(t, "orders", 0, rs...) // ~20 MiB on orders/0
-	}
-	c.Produce(t, "orders", 1, records("small", 10)...)
-	cl := newClient(t, c)
-	st, err := storage.Open(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r, err := repo.Open(ctx, st, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _, err := Run(ctx, cl, r, Options{Compression: "none", SegmentBytes: 32 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if seg := m.Topics[0].Partitions[0].Segments; len(seg) != 1 || seg[0].StoredBytes < 17<<20 {
-		t.Fatalf("orders/0 segments %+v: want one over the 16 MiB multipart part size", seg)
-	}
-	c.Produce(t, "orders", 1, records("more", 10)...)
-	m2, _, err := Run(ctx, cl, r, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m2.Parent != m.ID {
-		t.Fatalf("parent %q", m2.Parent)
-	}
-	for _, b := range []*repo.Manifest{m, m2} {
-		if errs := r.Verify(ctx, b, true); len(errs) > 0 {
-			t.Fatalf("verify --deep %s: %v", b.ID, errs)
-		}
-	}
-	repotest.CheckAgainstBroker(t, c, st, m2)
-}
-
 // Many partitions, zstd framing and the smallest budget: segments being
 // built and stored never hold much more than their half of it (one
 // partition's share of a fetch over, before older segments are sealed).
@@ -464,12 +412,12 @@ func TestMemoryBudgetManyPartitions(t *testing.T) {
 	repotest.CheckAgainstBroker(t, c, st, m)
 }
 
-// TestBackupToS3 on GCS (fake-gcs-server) and Azure Blob (Azurite): a
-// segment over the 16 MiB part size goes up in chunks (GCS) or blocks
-// (Azure), an incremental backup follows, verify --deep is clean and
+// A backup into S3 (versitygw), GCS (fake-gcs-server) and Azure Blob
+// (Azurite): a segment over the 16 MiB part size goes up in parts, chunks
+// or blocks, an incremental backup follows, verify --deep is clean and
 // franz-go reads back what the broker holds.
 func TestBackupToCloud(t *testing.T) {
-	for name, start := range map[string]func(testing.TB) string{"gs": gcstest.Start, "azblob": azuretest.Start} {
+	for name, start := range map[string]func(testing.TB) string{"s3": s3test.Start, "gs": gcstest.Start, "azblob": azuretest.Start} {
 		t.Run(name, func(t *testing.T) {
 			url := start(t)
 			if url == "" {

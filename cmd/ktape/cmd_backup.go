@@ -136,18 +136,11 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 	default:
 		return usageError{fmt.Errorf("%s %q: read_uncommitted or read_committed", gopts.Sources.of("isolation"), opts.Isolation)}
 	}
-	for _, list := range []struct {
-		flag string
-		in   []string
-		out  *[]*regexp.Regexp
-	}{{"topics", opts.Topics, &bo.Topics}, {"exclude", opts.Exclude, &bo.Exclude}} {
-		for _, s := range list.in {
-			re, err := regexp.Compile(s)
-			if err != nil {
-				return usageError{fmt.Errorf("%s %q: %w", gopts.Sources.of(list.flag), s, err)}
-			}
-			*list.out = append(*list.out, re)
-		}
+	if bo.Topics, err = compileAll(gopts, "topics", opts.Topics); err != nil {
+		return err
+	}
+	if bo.Exclude, err = compileAll(gopts, "exclude", opts.Exclude); err != nil {
+		return err
 	}
 	st, err := storage.Open(ctx, ropts.URL)
 	if err != nil {
@@ -275,4 +268,18 @@ func softMemoryLimit(budget int64) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(budget + 128<<20)
 	}
+}
+
+// compileAll compiles the regular expressions given to a repeatable flag;
+// a bad one is a usage error naming where it came from.
+func compileAll(gopts GlobalOptions, flag string, exprs []string) ([]*regexp.Regexp, error) {
+	var out []*regexp.Regexp
+	for _, s := range exprs {
+		re, err := regexp.Compile(s)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("%s %q: %w", gopts.Sources.of(flag), s, err)}
+		}
+		out = append(out, re)
+	}
+	return out, nil
 }

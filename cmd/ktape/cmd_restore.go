@@ -89,18 +89,11 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 	}
 	ro := restore.Options{NoCreateTopics: opts.NoCreateTopics, ReplicationFactor: int16(opts.ReplicationFactor),
 		AllowNonEmpty: opts.AllowNonEmpty, Memory: opts.Memory, Log: newLogger(errOut, gopts.JSON)}
-	for _, list := range []struct {
-		flag string
-		in   []string
-		out  *[]*regexp.Regexp
-	}{{"topics", opts.Topics, &ro.Topics}, {"exclude", opts.Exclude, &ro.Exclude}} {
-		for _, s := range list.in {
-			re, err := regexp.Compile(s)
-			if err != nil {
-				return usageError{fmt.Errorf("%s %q: %w", gopts.Sources.of(list.flag), s, err)}
-			}
-			*list.out = append(*list.out, re)
-		}
+	if ro.Topics, err = compileAll(gopts, "topics", opts.Topics); err != nil {
+		return err
+	}
+	if ro.Exclude, err = compileAll(gopts, "exclude", opts.Exclude); err != nil {
+		return err
 	}
 	for _, s := range opts.Remap {
 		src, dst, ok := strings.Cut(s, "=")
