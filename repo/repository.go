@@ -384,13 +384,23 @@ func (r *Repository) Segment(ctx context.Context, ref SegmentRef) (stored []byte
 	if seg, err = r.Index(ctx, ref); err != nil {
 		return nil, nil, err
 	}
-	if stored, err = r.st.Get(ctx, ref.Key); err != nil {
+	if stored, err = r.SegmentData(ctx, ref, seg); err != nil {
 		return nil, nil, err
 	}
-	if err := seg.CheckSum(stored, seg.SHA256); err != nil {
-		return nil, nil, fmt.Errorf("repo: %s: %w", ref.Key, err)
-	}
 	return stored, seg, nil
+}
+
+// SegmentData reads the stored bytes of the segment ref names, whose
+// index seg the caller has already read, checked like Segment's.
+func (r *Repository) SegmentData(ctx context.Context, ref SegmentRef, seg *Segment) ([]byte, error) {
+	stored, err := r.st.Get(ctx, ref.Key)
+	if err != nil {
+		return nil, err
+	}
+	if err := seg.CheckSum(stored, seg.SHA256); err != nil {
+		return nil, fmt.Errorf("repo: %s: %w", ref.Key, err)
+	}
+	return stored, nil
 }
 
 // Frame reads the stored bytes of the frame holding entry i of the

@@ -17,47 +17,49 @@ type marker struct {
 	abort  bool
 }
 
-// transactions reads the partition's transaction markers, by producer id,
-// in offset order. Only the batches the index flags as control batches are
-// read (range reads of their frames), so this costs a read of each
-// segment's index and little else.
-func (e *engine) transactions(ctx context.Context, t *Target) (map[int64][]marker, error) {
+// transactions reads the partition's segment indexes (returned, in
+// order, for the restore to use) and its transaction markers, by producer
+// id, in offset order. Only the batches the index flags as control batches
+// are read (range reads of their frames).
+func (e *engine) transactions(ctx context.Context, t *Target) (map[int64][]marker, []*repo.Segment, error) {
 	out := map[int64][]marker{}
+	var indexes []*repo.Segment
 	d := &record.Decompressor{}
 	var frame []byte
 	for _, ref := range t.Backup.Segments {
 		seg, err := e.r.Index(ctx, ref)
 		if err != nil {
-			return nil, fmt.Errorf("restore: %s: %w", t.Source, err)
+			return nil, nil, fmt.Errorf("restore: %s: %w", t.Source, err)
 		}
+		indexes = append(indexes, seg)
 		for i, ent := range seg.Entries {
 			if ent.Attributes&attrControl == 0 || ent.Magic != 2 {
 				continue
 			}
 			stored, err := e.r.Frame(ctx, ref, seg, i)
 			if err != nil {
-				return nil, fmt.Errorf("restore: %s: %s: %w", t.Source, ref.Key, err)
+				return nil, nil, fmt.Errorf("restore: %s: %s: %w", t.Source, ref.Key, err)
 			}
 			b, err := seg.Batch(frame, stored, i, d)
 			if err != nil {
-				return nil, fmt.Errorf("restore: %s: %s: %w", t.Source, ref.Key, err)
+				return nil, nil, fmt.Errorf("restore: %s: %s: %w", t.Source, ref.Key, err)
 			}
 			it := record.NewRecordIter(b, b.RecordsData())
 			for it.Next() {
 				cr, err := record.ParseControl(it.Record())
 				if err != nil {
-					return nil, fmt.Errorf("restore: %s: %s: control batch at offset %d: %w", t.Source, ref.Key, b.BaseOffset(), err)
+					return nil, nil, fmt.Errorf("restore: %s: %s: control batch at offset %d: %w", t.Source, ref.Key, b.BaseOffset(), err)
 				}
 				if cr.IsAbort() || cr.IsCommit() {
 					out[b.ProducerID()] = append(out[b.ProducerID()], marker{offset: b.BaseOffset(), abort: cr.IsAbort()})
 				}
 			}
 			if err := it.Err(); err != nil {
-				return nil, fmt.Errorf("restore: %s: %s: control batch at offset %d: %w", t.Source, ref.Key, b.BaseOffset(), err)
+				return nil, nil, fmt.Errorf("restore: %s: %s: control batch at offset %d: %w", t.Source, ref.Key, b.BaseOffset(), err)
 			}
 		}
 	}
-	return out, nil
+	return out, indexes, nil
 }
 
 const (
@@ -72,21 +74,22 @@ func (e *engine) partition(ctx context.Context, t *Target) error {
 	if len(p.Segments) == 0 || p.From >= p.To {
 		return nil
 	}
-	txns, err := e.transactions(ctx, t)
+	txns, indexes, err := e.transactions(ctx, t)
 	if err != nil {
 		return err
 	}
 	d := &record.Decompressor{}
 	var rn record.Renumberer
 	undecided := 0
-	for _, ref := range p.Segments {
+	for i, ref := range p.Segments {
 		if ref.LastOffset < p.From || ref.BaseOffset >= p.To {
 			continue
 		}
 		if err := e.segBudget.acquire(ctx, int64(ref.StoredBytes)); err != nil {
 			return err
 		}
-		stored, seg, err := e.r.Segment(ctx, ref)
+		seg := indexes[i]
+		stored, err := e.r.SegmentData(ctx, ref, seg)
 		if err != nil {
 			e.segBudget.release(int64(ref.StoredBytes))
 			return fmt.Errorf("restore: %s: %w", t.Source, err)

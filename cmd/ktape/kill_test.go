@@ -112,20 +112,7 @@ func TestKillAndResume(t *testing.T) {
 	if code, out, errOut := runKtape(t, "verify", "--repo", dir, "--deep", done.Backup); code != 0 {
 		t.Fatalf("verify --deep: %d %s %s", code, out, errOut)
 	}
-	ctx := context.Background()
-	st, err := storage.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r, err := repo.Open(ctx, st, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := r.Manifest(ctx, done.Backup)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, m := readManifest(t, dir, done.Backup)
 	for _, topic := range m.Topics {
 		for _, p := range topic.Partitions {
 			if p.From != 0 || p.To != p.HighWatermark || p.To == 0 {
@@ -235,22 +222,29 @@ func TestContinuousBackupProcess(t *testing.T) {
 	if code, out, errOut := runKtape(t, "verify", "--repo", dir, "--deep", done.Backup); code != 0 {
 		t.Fatalf("verify --deep: %d %s %s", code, out, errOut)
 	}
+	st, m := readManifest(t, dir, done.Backup)
+	if m.Mode != "continuous" || m.Topics[0].Partitions[0].To != 11 || m.Topics[0].Partitions[1].To != 10 {
+		t.Fatalf("manifest: mode %s, %+v", m.Mode, m.Topics[0].Partitions)
+	}
+	repotest.CheckAgainstBroker(t, c, st, m)
+}
+
+// readManifest opens the repository in dir and reads backup id's manifest.
+func readManifest(t *testing.T, dir, id string) (*storage.Store, *repo.Manifest) {
+	t.Helper()
 	ctx := context.Background()
 	st, err := storage.Open(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
+	t.Cleanup(func() { st.Close() })
 	r, err := repo.Open(ctx, st, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := r.Manifest(ctx, done.Backup)
+	m, err := r.Manifest(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Mode != "continuous" || m.Topics[0].Partitions[0].To != 11 || m.Topics[0].Partitions[1].To != 10 {
-		t.Fatalf("manifest: mode %s, %+v", m.Mode, m.Topics[0].Partitions)
-	}
-	repotest.CheckAgainstBroker(t, c, st, m)
+	return st, m
 }
