@@ -359,3 +359,38 @@ func TestRenumber(t *testing.T) {
 		}
 	}
 }
+
+func TestFilter(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	for _, c := range codecs {
+		recs := testRecords(rng, 40)
+		h := NoProducer
+		h.BaseOffset, h.Codec = 1000, c
+		var b Builder
+		b.Reset(nil, h, nil)
+		for i, r := range recs {
+			b.AppendAt(int32(i*2), r.ts, r.key, r.value, r.headers)
+		}
+		_, src, err := b.Finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rn Renumberer
+		// Keep offsets 1010..1049 of a batch holding even offsets 1000..1078.
+		keep := func(off, _ int64) bool { return off >= 1010 && off < 1050 }
+		_, out, n, err := rn.Filter(nil, src, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 20 || out.Validate() != nil || !out.Contiguous() || out.Codec() != c || out.BaseOffset() != 1000 {
+			t.Fatalf("%s: kept %d, valid %v, contiguous %v, codec %s", c, n, out.Validate(), out.Contiguous(), out.Codec())
+		}
+		compareKgo(t, kgoRecords(t, out, 1100), 1000, recs[5:25])
+		// Nothing kept: no batch, dst untouched.
+		dst := []byte("x")
+		dst, none, n, err := rn.Filter(dst, src, func(int64, int64) bool { return false })
+		if err != nil || none != nil || n != 0 || string(dst) != "x" {
+			t.Fatalf("%s: keeping nothing gave %d records, batch %v, dst %q, err %v", c, n, none != nil, dst, err)
+		}
+	}
+}

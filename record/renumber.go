@@ -43,6 +43,27 @@ func (rn *Renumberer) Renumber(dst []byte, b Batch) ([]byte, Batch, error) {
 		}
 		it = NewRecordIter(b, it.data)
 	}
+	dst, nb, _, err := rn.rebuild(dst, b, it, nil)
+	return dst, nb, err
+}
+
+// Filter appends to dst a batch holding only the records of b for which
+// keep returns true, with offset deltas 0..n-1, and returns dst, the new
+// batch and n. The header fields, keys, values, headers and timestamps
+// are kept; a compressed batch is re-compressed with its codec. When no
+// record is kept the batch is nil and dst unchanged. keep sees each
+// record's original offset and timestamp.
+func (rn *Renumberer) Filter(dst []byte, b Batch, keep func(offset, timestamp int64) bool) ([]byte, Batch, int, error) {
+	it, err := rn.r.Records(b)
+	if err != nil {
+		return dst, nil, 0, err
+	}
+	return rn.rebuild(dst, b, it, keep)
+}
+
+// rebuild writes the records of it (b's) that keep accepts (all, for a
+// nil keep) as a new batch with contiguous offsets.
+func (rn *Renumberer) rebuild(dst []byte, b Batch, it RecordIter, keep func(offset, timestamp int64) bool) ([]byte, Batch, int, error) {
 	h := BatchHeader{BaseOffset: b.BaseOffset(), PartitionLeaderEpoch: b.PartitionLeaderEpoch(),
 		Codec: b.Codec(), LogAppendTime: b.LogAppendTime(), Transactional: b.IsTransactional(),
 		Control: b.IsControl(), ProducerID: b.ProducerID(), ProducerEpoch: b.ProducerEpoch(),
@@ -50,6 +71,9 @@ func (rn *Renumberer) Renumber(dst []byte, b Batch) ([]byte, Batch, error) {
 	rn.b.Reset(dst, h, &rn.z)
 	for it.Next() {
 		rec := it.Record()
+		if keep != nil && !keep(rec.Offset, rec.Timestamp) {
+			continue
+		}
 		rn.hdrs = rn.hdrs[:0]
 		hs := rec.Headers()
 		for hs.Next() {
@@ -58,7 +82,12 @@ func (rn *Renumberer) Renumber(dst []byte, b Batch) ([]byte, Batch, error) {
 		rn.b.Append(rec.Timestamp, rec.Key, rec.Value, rn.hdrs)
 	}
 	if err := it.Err(); err != nil {
-		return dst, nil, err
+		return dst, nil, 0, err
 	}
-	return rn.b.Finish()
+	n := rn.b.NumRecords()
+	if n == 0 {
+		return dst, nil, 0, nil
+	}
+	dst, nb, err := rn.b.Finish()
+	return dst, nb, n, err
 }
