@@ -403,6 +403,20 @@ func (r *Repository) SegmentData(ctx context.Context, ref SegmentRef, seg *Segme
 	return stored, nil
 }
 
+// SegmentRange reads the stored bytes of entries lo..hi-1 of the segment
+// ref names (seg is its index), widened to whole frames: for restoring
+// part of a segment. It returns the bytes and the widened range, for
+// Segment.BatchRange, which checks each batch's CRC-32C (a part of a
+// segment cannot be checked against its SHA-256).
+func (r *Repository) SegmentRange(ctx context.Context, ref SegmentRef, seg *Segment, lo, hi int) (part []byte, wlo, whi int, err error) {
+	if lo < 0 || hi > len(seg.Entries) || lo >= hi {
+		return nil, 0, 0, fmt.Errorf("repo: %s: entries %d..%d of %d", ref.Key, lo, hi, len(seg.Entries))
+	}
+	wlo, whi, pos, n := seg.FrameRange(lo, hi)
+	part, err = r.st.GetRange(ctx, ref.Key, int64(pos), int64(n))
+	return part, wlo, whi, err
+}
+
 // Frame reads the stored bytes of the frame holding entry i of the
 // segment ref names (seg is its index): for reading a few batches
 // without the whole segment. Segment.Batch checks and decodes them.

@@ -410,15 +410,44 @@ func (s *Segment) Batch(dst, stored []byte, i int, d *record.Decompressor) (reco
 // each is whole, has a valid CRC-32C and matches its index entry. The
 // batch is borrowed: valid until fn returns. d bounds decompression.
 func (s *Segment) Batches(stored []byte, d *record.Decompressor, fn func(e IndexEntry, b record.Batch) error) error {
+	return s.BatchRange(stored, 0, len(s.Entries), d, fn)
+}
+
+// FrameRange widens the entries lo..hi-1 to whole frames: the entries to
+// read so that every frame read is used whole, and the stored bytes they
+// span (for a range read).
+func (s *Segment) FrameRange(lo, hi int) (wlo, whi int, pos, length uint64) {
+	for lo > 0 && s.Entries[lo-1].FramePos == s.Entries[lo].FramePos {
+		lo--
+	}
+	for hi < len(s.Entries) && s.Entries[hi].FramePos == s.Entries[hi-1].FramePos {
+		hi++
+	}
+	first, last := s.Entries[lo], s.Entries[hi-1]
+	return lo, hi, first.FramePos, last.FramePos + uint64(last.FrameLen) - first.FramePos
+}
+
+// BatchRange is Batches for entries lo..hi-1 only (whole frames, see
+// FrameRange), given part: the stored bytes from entry lo's frame on.
+func (s *Segment) BatchRange(part []byte, lo, hi int, d *record.Decompressor, fn func(e IndexEntry, b record.Batch) error) error {
+	if lo < 0 || hi > len(s.Entries) || lo > hi {
+		return fmt.Errorf("repo: segment: entries %d..%d of %d", lo, hi, len(s.Entries))
+	}
+	if lo == hi {
+		return nil
+	}
+	base := s.Entries[lo].FramePos
 	var frame []byte
 	framePos := uint64(1<<64 - 1)
 	used := 0 // bytes of the current frame accounted for by entries
-	for i, e := range s.Entries {
-		if e.FramePos+uint64(e.FrameLen) > uint64(len(stored)) {
-			return &CorruptError{e.FramePos, i, fmt.Sprintf("frame of %d bytes runs past the segment's end (%d bytes)", e.FrameLen, len(stored))}
+	for i := lo; i < hi; i++ {
+		e := s.Entries[i]
+		if e.FramePos < base || e.FramePos-base+uint64(e.FrameLen) > uint64(len(part)) {
+			return &CorruptError{e.FramePos, i, fmt.Sprintf("frame of %d bytes runs past the bytes read (%d from %d)", e.FrameLen, len(part), base)}
 		}
+		stored := part[e.FramePos-base:]
 		if s.Framing == FramingNone {
-			frame = stored[e.FramePos : e.FramePos+uint64(e.FrameLen)]
+			frame = stored[:e.FrameLen]
 		} else if e.FramePos != framePos {
 			if used != len(frame) {
 				return &CorruptError{framePos, i - 1, fmt.Sprintf("frame holds %d bytes, its batches %d", len(frame), used)}
@@ -429,7 +458,7 @@ func (s *Segment) Batches(stored []byte, d *record.Decompressor, fn func(e Index
 				codec = record.LZ4
 			}
 			var err error
-			if frame, err = d.Decompress(frame[:0], codec, stored[e.FramePos:e.FramePos+uint64(e.FrameLen)]); err != nil {
+			if frame, err = d.Decompress(frame[:0], codec, stored[:e.FrameLen]); err != nil {
 				return &CorruptError{e.FramePos, i, fmt.Sprintf("frame does not decompress: %v", err)}
 			}
 			framePos = e.FramePos
@@ -447,7 +476,7 @@ func (s *Segment) Batches(stored []byte, d *record.Decompressor, fn func(e Index
 		}
 	}
 	if s.Framing != FramingNone && used != len(frame) {
-		return &CorruptError{framePos, len(s.Entries) - 1, fmt.Sprintf("frame holds %d bytes, its batches %d", len(frame), used)}
+		return &CorruptError{framePos, hi - 1, fmt.Sprintf("frame holds %d bytes, its batches %d", len(frame), used)}
 	}
 	return nil
 }

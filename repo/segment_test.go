@@ -207,3 +207,40 @@ func FuzzParseIndex(f *testing.F) {
 		_ = seg.Batches(make([]byte, min(seg.StoredLen, 1<<16)), &record.Decompressor{Max: 1 << 20}, func(IndexEntry, record.Batch) error { return nil })
 	})
 }
+
+// A range of a segment, widened to whole frames and read alone, gives the
+// same batches as reading the whole segment.
+func TestBatchRange(t *testing.T) {
+	var batches []record.Batch
+	for _, p := range fixtureBatches(t) {
+		if len(p) > len(batches) {
+			batches = p
+		}
+	}
+	for _, f := range []Framing{FramingNone, FramingZstd, FramingLZ4} {
+		stored, seg := writeSegment(t, f, 3000, batches) // small frames: several batches each
+		var all []record.Batch
+		seg.Batches(stored, &record.Decompressor{}, func(_ IndexEntry, b record.Batch) error {
+			all = append(all, append(record.Batch(nil), b...))
+			return nil
+		})
+		n := len(seg.Entries)
+		for _, r := range [][2]int{{0, n}, {1, 2}, {n / 2, n}, {n - 1, n}} {
+			lo, hi, pos, length := seg.FrameRange(r[0], r[1])
+			if lo > r[0] || hi < r[1] {
+				t.Fatalf("%v: FrameRange(%v) = %d..%d", f, r, lo, hi)
+			}
+			i := lo
+			err := seg.BatchRange(stored[pos:pos+length], lo, hi, &record.Decompressor{}, func(_ IndexEntry, b record.Batch) error {
+				if !bytes.Equal(b, all[i]) {
+					t.Fatalf("%v: range %v: batch %d differs", f, r, i)
+				}
+				i++
+				return nil
+			})
+			if err != nil || i != hi {
+				t.Fatalf("%v: range %v: %d batches, %v", f, r, i-lo, err)
+			}
+		}
+	}
+}
