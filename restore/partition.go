@@ -67,9 +67,100 @@ const (
 	attrControl       = 0x20
 )
 
-// partition restores one partition: every batch of its range but markers
-// and aborted or undecided transactions, in order.
-func (e *engine) partition(ctx context.Context, t *Target) error {
+// searchMarker finds the first marker after offset.
+func searchMarker(ms []marker, offset int64) int {
+	return sort.Search(len(ms), func(i int) bool { return ms[i].offset > offset })
+}
+
+// piece is one batch the restore writes: what is sent, and what of the
+// source it covers.
+type piece struct {
+	batch record.Batch
+	// first and last are the source offsets covered; records the count.
+	first, last, records int64
+	// src is the source batch, and keep the window's test when only some
+	// of its records are in batch (nil: all of them, at offsets
+	// first+0, first+1, ...).
+	src  record.Batch
+	keep func(offset, ts int64) bool
+	// borrowed: batch lives in a buffer reused for the next frame
+	borrowed bool
+}
+
+// partition restores one target partition: it walks every batch of the
+// source's range in order, deciding each from the index, reading only the
+// batches restored, and passing the restore's batches to emit. The walk is
+// the same on every run, which is what makes resuming exact.
+func (e *engine) partition(ctx context.Context, ps *partState) error {
+	t := ps.t
+	ps.pending = e.groups[t.Source]
+	ps.translated = map[int64]int64{}
+	if err := e.walk(ctx, t, func(pc *piece) error { return e.emit(ctx, ps, pc) }); err != nil {
+		return err
+	}
+	if ps.walked < ps.done {
+		return fmt.Errorf("restore: %s holds %d records more than this restore writes into it: something else wrote there; restore elsewhere",
+			t.Dest, ps.done-ps.walked)
+	}
+	for _, c := range ps.pending {
+		ps.translated[c] = ps.start + ps.walked
+	}
+	ps.pending = nil
+	return nil
+}
+
+// emit records pc in the offset map, translates the committed offsets it
+// covers, and sends it unless the target already holds it.
+func (e *engine) emit(ctx context.Context, ps *partState, pc *piece) error {
+	base := ps.start + ps.walked
+	if err := ps.m.Add(repo.OffsetMapEntry{SourceFirst: pc.first, SourceLast: pc.last, TargetBase: base, Records: pc.records}); err != nil {
+		return fmt.Errorf("restore: %s: %w", ps.t.Source, err)
+	}
+	for len(ps.pending) > 0 && ps.pending[0] <= pc.last {
+		c := ps.pending[0]
+		ps.translated[c] = base + pc.before(c)
+		ps.pending = ps.pending[1:]
+	}
+	ps.batches++
+	ps.walked += pc.records
+	switch {
+	case ps.walked <= ps.done:
+		e.already.Add(1)
+		return nil
+	case ps.walked-pc.records < ps.done:
+		return fmt.Errorf("restore: %s holds %d records of this restore, which ends inside the batch of source offsets %d-%d: something else wrote there; restore elsewhere",
+			ps.t.Dest, ps.done, pc.first, pc.last)
+	}
+	return e.send(ctx, ps.t, pc)
+}
+
+// before counts the records of pc whose source offset is below c.
+func (pc *piece) before(c int64) int64 {
+	switch {
+	case c <= pc.first:
+		return 0
+	case c > pc.last:
+		return pc.records
+	case pc.keep == nil && pc.src.Contiguous() && pc.last-pc.first+1 == pc.records:
+		return c - pc.first
+	}
+	var r record.Reader
+	it, err := r.Records(pc.src)
+	if err != nil {
+		return 0 // read once already, when the piece was made
+	}
+	n := int64(0)
+	for it.Next() {
+		rec := it.Record()
+		if rec.Offset < c && (pc.keep == nil || pc.keep(rec.Offset, rec.Timestamp)) {
+			n++
+		}
+	}
+	return n
+}
+
+// walk passes the restore's batches of t, in order, to emit.
+func (e *engine) walk(ctx context.Context, t *Target, emit func(*piece) error) error {
 	p := t.Backup
 	if len(p.Segments) == 0 || p.From >= p.To {
 		return nil
@@ -78,48 +169,46 @@ func (e *engine) partition(ctx context.Context, t *Target) error {
 	if err != nil {
 		return err
 	}
+	w := t.window
 	d := &record.Decompressor{}
 	var rn record.Renumberer
+	var r record.Reader
 	undecided := 0
+	stopped := false
 	for i, ref := range p.Segments {
-		if ref.LastOffset < p.From || ref.BaseOffset >= p.To {
-			continue
-		}
-		if err := e.segBudget.acquire(ctx, int64(ref.StoredBytes)); err != nil {
-			return err
-		}
 		seg := indexes[i]
-		stored, err := e.r.SegmentData(ctx, ref, seg)
-		if err != nil {
-			e.segBudget.release(int64(ref.StoredBytes))
-			return fmt.Errorf("restore: %s: %w", t.Source, err)
-		}
-		err = seg.Batches(stored, d, func(_ repo.IndexEntry, b record.Batch) error {
-			if b.LastOffset() < p.From || b.BaseOffset() >= p.To {
-				return nil
+		// Which entries are restored: the rest are counted, not read.
+		lo, hi := -1, -1
+		for j := range seg.Entries {
+			v := judge(w, txns, &seg.Entries[j])
+			if v == stop {
+				stopped = true
+				break
 			}
-			if b.IsControl() {
-				e.markers.Add(1)
-				return nil
-			}
-			if b.IsTransactional() {
-				ms := txns[b.ProducerID()]
-				i := sort.Search(len(ms), func(i int) bool { return ms[i].offset > b.LastOffset() })
-				switch {
-				case i == len(ms):
-					e.undecided.Add(1)
-					undecided++
-					return nil
-				case ms[i].abort:
-					e.aborted.Add(1)
-					return nil
+			switch v {
+			case sendWhole, inspect:
+				if lo < 0 {
+					lo = j
 				}
+				hi = j + 1
+			case skipMarker:
+				e.markers.Add(1)
+			case skipAborted:
+				e.aborted.Add(1)
+			case skipUndecided:
+				e.undecided.Add(1)
+				undecided++
+			case skipOutside:
+				e.outside.Add(1)
 			}
-			return e.send(ctx, t, b, &rn)
-		})
-		e.segBudget.release(int64(ref.StoredBytes))
-		if err != nil {
-			return fmt.Errorf("restore: %s: %s: %w", t.Source, ref.Key, err)
+		}
+		if lo >= 0 {
+			if err := e.segment(ctx, t, ref, seg, lo, hi, txns, d, &rn, &r, emit); err != nil {
+				return fmt.Errorf("restore: %s: %s: %w", t.Source, ref.Key, err)
+			}
+		}
+		if stopped {
+			break
 		}
 	}
 	if undecided > 0 {
@@ -129,19 +218,105 @@ func (e *engine) partition(ctx context.Context, t *Target) error {
 	return nil
 }
 
-// send hands a copy of b (the segment's buffer is reused) to the
-// producer, with contiguous offsets.
-func (e *engine) send(ctx context.Context, t *Target, b record.Batch, rn *record.Renumberer) error {
-	var own record.Batch
-	if b.Contiguous() {
-		own = record.Batch(append([]byte(nil), b...))
+// segment reads entries lo..hi-1 of a segment (all of it, checked
+// against its SHA-256, or a range read) and emits those restored.
+func (e *engine) segment(ctx context.Context, t *Target, ref repo.SegmentRef, seg *repo.Segment, lo, hi int,
+	txns map[int64][]marker, d *record.Decompressor, rn *record.Renumberer, r *record.Reader, emit func(*piece) error) error {
+	var data []byte
+	var err error
+	n := int64(ref.StoredBytes)
+	if lo > 0 || hi < len(seg.Entries) {
+		_, _, _, length := seg.FrameRange(lo, hi)
+		n = int64(length)
+	}
+	if err := e.segBudget.acquire(ctx, n); err != nil {
+		return err
+	}
+	defer e.segBudget.release(n)
+	if lo == 0 && hi == len(seg.Entries) {
+		data, err = e.r.SegmentData(ctx, ref, seg)
 	} else {
-		_, nb, err := rn.Renumber(nil, b)
-		if err != nil {
-			return fmt.Errorf("renumber the batch at offset %d: %w", b.BaseOffset(), err)
+		data, lo, hi, err = e.r.SegmentRange(ctx, ref, seg, lo, hi)
+	}
+	if err != nil {
+		return err
+	}
+	borrowed := seg.Framing != repo.FramingNone
+	w := t.window
+	return seg.BatchRange(data, lo, hi, d, func(ie repo.IndexEntry, b record.Batch) error {
+		switch judge(w, txns, &ie) {
+		case sendWhole:
+			pc := piece{batch: b, first: b.BaseOffset(), last: b.LastOffset(), records: int64(b.NumRecords()), src: b, borrowed: borrowed}
+			if !b.Contiguous() {
+				_, nb, err := rn.Renumber(nil, b)
+				if err != nil {
+					return fmt.Errorf("renumber the batch at offset %d: %w", b.BaseOffset(), err)
+				}
+				pc.batch, pc.borrowed = nb, false
+				e.ren.Add(1)
+			}
+			return emit(&pc)
+		case inspect:
+			return e.inspect(b, w, r, rn, borrowed, emit)
 		}
-		own = nb
+		return nil // counted when the entries were judged
+	})
+}
+
+// inspect restores the records of b inside the window w: b itself when
+// all are, a re-encoded batch when some are, nothing when none is.
+func (e *engine) inspect(b record.Batch, w window, r *record.Reader, rn *record.Renumberer, borrowed bool, emit func(*piece) error) error {
+	it, err := r.Records(b)
+	if err != nil {
+		return fmt.Errorf("batch at offset %d: %w", b.BaseOffset(), err)
+	}
+	var kept, total int64
+	first, last := int64(-1), int64(-1)
+	for it.Next() {
+		rec := it.Record()
+		total++
+		if w.keep(rec.Offset, rec.Timestamp) {
+			if kept == 0 {
+				first = rec.Offset
+			}
+			kept++
+			last = rec.Offset
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("batch at offset %d: %w", b.BaseOffset(), err)
+	}
+	switch {
+	case kept == 0:
+		e.outside.Add(1)
+		return nil
+	case kept == total && b.Contiguous():
+		return emit(&piece{batch: b, first: b.BaseOffset(), last: b.LastOffset(), records: total, src: b, borrowed: borrowed})
+	}
+	_, nb, n, err := rn.Filter(nil, b, w.keep)
+	if err != nil {
+		return fmt.Errorf("re-encode the batch at offset %d: %w", b.BaseOffset(), err)
+	}
+	if int64(n) != kept {
+		return fmt.Errorf("re-encode the batch at offset %d: %d records kept, %d counted", b.BaseOffset(), n, kept)
+	}
+	if kept == total {
 		e.ren.Add(1)
+	} else {
+		e.filtered.Add(1)
+	}
+	return emit(&piece{batch: nb, first: first, last: last, records: kept, src: b, keep: w.keep})
+}
+
+// send hands pc's batch to the producer, copied first when it is
+// borrowed from a reused buffer.
+func (e *engine) send(ctx context.Context, t *Target, pc *piece) error {
+	own := pc.batch
+	if pc.borrowed {
+		own = append(record.Batch(nil), own...)
+	}
+	if err := e.limit.wait(ctx, len(own)); err != nil {
+		return err
 	}
 	records, size := int64(own.NumRecords()), int64(len(own))
 	return e.p.SendBatch(ctx, t.Dest, own, func(_ int64, err error) {

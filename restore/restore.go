@@ -3,13 +3,15 @@
 // the producer's batch path, each batch's header rewritten in place and its
 // payload untouched.
 //
-// This first version restores whole partitions: every batch of a backed-up
-// range, into topics of the same or remapped names and the same partition
-// numbers, creating missing topics with the source's partition count and
-// configs. Transaction markers and the batches of aborted transactions are
-// dropped, so the target holds exactly what a read_committed consumer of
-// the source saw. Point-in-time windows, partition remapping, consumer
-// group offsets and exactly-once resume are not written yet.
+// Transaction markers and the batches of aborted transactions are dropped,
+// so the target holds exactly what a read_committed consumer of the source
+// saw. A point-in-time window (Options.From, To, ToOffset) skips batches
+// wholly outside it from their index entries, without reading them, and
+// re-encodes only the batches that straddle a bound. Each target
+// partition's offsets are recorded batch by batch in the repository's
+// restore log (repo.RestoreStart, OffsetMap, RestoreDone), which makes a
+// restore killed at any moment resumable without a duplicate or a loss,
+// and translates consumer group offsets exactly.
 package restore
 
 import (
@@ -22,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ktape/ktape/client"
 	"github.com/ktape/ktape/producer"
@@ -42,6 +45,18 @@ type Options struct {
 	Topics, Exclude []*regexp.Regexp
 	// Remap renames topics; the first that matches applies.
 	Remap []Remap
+	// From and To restore only records whose timestamp is in [From, To]
+	// (both inclusive, millisecond precision); a zero time is no bound.
+	From, To time.Time
+	// ToOffset restores a source partition only up to and including this
+	// offset.
+	ToOffset map[client.TopicPartition]int64
+	// Groups commits the backup's consumer group offsets, translated, to
+	// the target's groups (those with no active members); GroupNames
+	// and GroupExclude select groups by name, GroupRemap renames them.
+	Groups                    bool
+	GroupNames, GroupExclude []*regexp.Regexp
+	GroupRemap                []Remap
 	// NoCreateTopics fails instead of creating missing target topics.
 	NoCreateTopics bool
 	// ReplicationFactor of created topics; 0 keeps the source's.
@@ -52,6 +67,8 @@ type Options struct {
 	// Memory bounds the bytes held: batches sent and not yet
 	// acknowledged, and segments being read. Default 256 MiB.
 	Memory int64
+	// RateLimit bounds the batch bytes produced per second; 0 is none.
+	RateLimit int64
 	// Workers is the number of partitions read at once; default 4.
 	Workers int
 	Log     *slog.Logger
@@ -59,16 +76,27 @@ type Options struct {
 
 // Stats are a restore's totals.
 type Stats struct {
-	Partitions    int
-	TopicsCreated int
-	Batches       int64 // produced
-	Records       int64
-	Bytes         int64
+	// ID is the restore's id: its log is restores/<ID>/ in the repository.
+	ID string
+	// Resumed is set when the restore continued an interrupted one;
+	// Complete when it had already finished (nothing was produced).
+	Resumed, Complete bool
+	Partitions        int
+	TopicsCreated     int
+	Batches           int64 // produced
+	Records           int64
+	Bytes             int64
+	// AlreadyRestored are batches a resumed restore found in the target.
+	AlreadyRestored int64
 	// Skipped batches: transaction markers, aborted transactions, and
 	// transactions with no marker in the backup (undecided when it was
-	// taken).
-	Markers, Aborted, Undecided int64
-	Renumbered                  int64 // compacted batches given contiguous offsets
+	// taken); batches wholly outside the point-in-time window.
+	Markers, Aborted, Undecided, Outside int64
+	Renumbered                           int64 // compacted batches given contiguous offsets
+	Filtered                             int64 // batches straddling the window, re-encoded with the records inside it
+	// GroupsCommitted are the groups whose translated offsets were
+	// committed to the target.
+	GroupsCommitted []string
 }
 
 // Target is where one backed-up partition is restored.
@@ -77,7 +105,13 @@ type Target struct {
 	// Backup is the partition in the manifest, Topic its topic.
 	Backup *repo.Partition
 	Topic  *repo.Topic
+	window window
 }
+
+// Window is the range of the source partition's offsets restored: from
+// First to Last inclusive, cut by Options.ToOffset. Records outside
+// Options.From and To are left out as well.
+func (t *Target) Window() (first, last int64) { return t.window.first, t.window.last }
 
 // Plan works out where each selected partition of m goes.
 func Plan(m *repo.Manifest, opts Options) ([]Target, error) {
@@ -96,14 +130,7 @@ func Plan(m *repo.Manifest, opts Options) ([]Target, error) {
 		if !selected {
 			continue
 		}
-		dst := t.Name
-		for _, rm := range opts.Remap {
-			re := regexp.MustCompile(`^(?:` + rm.From.String() + `)$`)
-			if sm := re.FindStringSubmatchIndex(t.Name); sm != nil {
-				dst = string(re.ExpandString(nil, rm.To, t.Name, sm))
-				break
-			}
-		}
+		dst := rename(opts.Remap, t.Name)
 		if !validTopic(dst) {
 			return nil, fmt.Errorf("restore: topic %s would be restored as %q, which is not a valid topic name", t.Name, dst)
 		}
@@ -113,12 +140,26 @@ func Plan(m *repo.Manifest, opts Options) ([]Target, error) {
 		dests[dst] = t.Name
 		for j := range t.Partitions {
 			p := &t.Partitions[j]
-			out = append(out, Target{Source: client.TopicPartition{Topic: t.Name, Partition: p.Partition},
-				Dest: client.TopicPartition{Topic: dst, Partition: p.Partition}, Backup: p, Topic: t})
+			src := client.TopicPartition{Topic: t.Name, Partition: p.Partition}
+			to, has := opts.ToOffset[src]
+			out = append(out, Target{Source: src, Dest: client.TopicPartition{Topic: dst, Partition: p.Partition},
+				Backup: p, Topic: t, window: newWindow(p, opts.From, opts.To, to, has)})
 		}
 	}
 	if len(out) == 0 {
 		return nil, errors.New("restore: no topic of the backup matches")
+	}
+	if !opts.From.IsZero() && !opts.To.IsZero() && opts.To.Before(opts.From) {
+		return nil, fmt.Errorf("restore: the window ends (%s) before it starts (%s)", opts.To.UTC().Format(time.RFC3339Nano), opts.From.UTC().Format(time.RFC3339Nano))
+	}
+	for tp := range opts.ToOffset {
+		found := false
+		for _, t := range out {
+			found = found || t.Source == tp
+		}
+		if !found {
+			return nil, fmt.Errorf("restore: --to-offset names %s, which is not among the partitions restored", tp)
+		}
 	}
 	return out, nil
 }
@@ -128,6 +169,12 @@ var topicRe = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
 func validTopic(name string) bool { return topicRe.MatchString(name) && name != "." && name != ".." }
 
 // Run restores the backup m from r into the cluster c.
+//
+// The restore's id is derived from the backup, the target cluster and
+// what is restored where; its log in r (see package repo) makes running
+// the same restore again continue an interrupted one exactly where the
+// target's partitions end, or, when it finished, only commit the group
+// offsets again.
 func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Manifest, opts Options) (Stats, error) {
 	var st Stats
 	if opts.Memory <= 0 {
@@ -144,21 +191,47 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 		return st, err
 	}
 	st.Partitions = len(targets)
-	if err := prepareTopics(ctx, c, targets, opts, &st); err != nil {
+	cluster, err := c.DescribeCluster(ctx)
+	if err != nil {
+		return st, fmt.Errorf("restore: describe the target cluster: %w", err)
+	}
+	st.ID = restoreID(m, cluster.ClusterID, targets)
+	done, err := r.RestoreDone(ctx, st.ID)
+	if err != nil {
+		return st, fmt.Errorf("restore: %w", err)
+	}
+	if done != nil {
+		st.Complete = true
+		opts.Log.Info("restore: this restore already finished; nothing to produce", "restore", st.ID, "finished", done.Finished)
+		return st, commitGroups(ctx, c, done.Groups, opts, &st)
+	}
+	start, err := r.RestoreStart(ctx, st.ID)
+	if err != nil {
+		return st, fmt.Errorf("restore: %w", err)
+	}
+	if start == nil {
+		if err := prepareTopics(ctx, c, targets, opts, &st); err != nil {
+			return st, err
+		}
+		if start, err = begin(ctx, c, r, m, st.ID, cluster.ClusterID, targets, opts); err != nil {
+			return st, err
+		}
+	} else {
+		st.Resumed = true
+		opts.Log.Info("restore: resuming an interrupted restore", "restore", st.ID, "started", start.Started)
+	}
+	parts, err := resumeFrom(ctx, c, start, targets)
+	if err != nil {
 		return st, err
 	}
-	if err := checkEmpty(ctx, c, targets, opts); err != nil {
-		return st, err
-	}
+
 	p, err := producer.New(ctx, c, producer.Config{MaxBufferedBytes: opts.Memory / 2})
 	if err != nil {
 		return st, fmt.Errorf("restore: producer: %w", err)
 	}
 	defer p.Close()
-
-	e := &engine{r: r, p: p, log: opts.Log}
-	e.segBudget = newBudget(opts.Memory / 2)
-	work := make(chan *Target)
+	e := &engine{r: r, p: p, log: opts.Log, segBudget: newBudget(opts.Memory / 2), limit: newLimiter(opts.RateLimit), groups: committedOffsets(m)}
+	work := make(chan *partState)
 	errs := make(chan error, opts.Workers)
 	var wg sync.WaitGroup
 	wctx, cancel := context.WithCancel(ctx)
@@ -167,8 +240,8 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for t := range work {
-				if err := e.partition(wctx, t); err != nil {
+			for ps := range work {
+				if err := e.partition(wctx, ps); err != nil {
 					errs <- err
 					cancel()
 					return
@@ -177,9 +250,9 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 		}()
 	}
 feed:
-	for i := range targets {
+	for _, ps := range parts {
 		select {
-		case work <- &targets[i]:
+		case work <- ps:
 		case <-wctx.Done():
 			break feed
 		}
@@ -199,7 +272,11 @@ feed:
 	if err := e.sendErr(); err != nil {
 		return e.stats(st), err
 	}
-	return e.stats(st), nil
+	st = e.stats(st)
+	if done, err = finish(ctx, c, r, st.ID, m, parts); err != nil {
+		return st, err
+	}
+	return st, commitGroups(ctx, c, done.Groups, opts, &st)
 }
 
 // prepareTopics creates the target topics that do not exist, and checks
@@ -306,17 +383,22 @@ type engine struct {
 	p         *producer.Producer
 	log       *slog.Logger
 	segBudget *budget
+	limit     *limiter
+	// groups are the backup's committed offsets, by source partition
+	groups map[client.TopicPartition][]int64
 
-	batches, records, bytes          atomic.Int64
-	markers, aborted, undecided, ren atomic.Int64
+	batches, records, bytes, already atomic.Int64
+	markers, aborted, undecided      atomic.Int64
+	outside, ren, filtered           atomic.Int64
 
 	mu       sync.Mutex
 	firstErr error
 }
 
 func (e *engine) stats(st Stats) Stats {
-	st.Batches, st.Records, st.Bytes = e.batches.Load(), e.records.Load(), e.bytes.Load()
-	st.Markers, st.Aborted, st.Undecided, st.Renumbered = e.markers.Load(), e.aborted.Load(), e.undecided.Load(), e.ren.Load()
+	st.Batches, st.Records, st.Bytes, st.AlreadyRestored = e.batches.Load(), e.records.Load(), e.bytes.Load(), e.already.Load()
+	st.Markers, st.Aborted, st.Undecided, st.Outside = e.markers.Load(), e.aborted.Load(), e.undecided.Load(), e.outside.Load()
+	st.Renumbered, st.Filtered = e.ren.Load(), e.filtered.Load()
 	return st
 }
 

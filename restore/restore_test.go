@@ -114,9 +114,19 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 
-	// Restoring again into the same, now full, partitions is refused.
-	if _, err := Run(ctx, dc, r, m, Options{Remap: []Remap{{From: regexp.MustCompile(`(.*)`), To: "restored.$1"}}}); err == nil || !strings.Contains(err.Error(), "already hold records") {
+	// Running the same restore again finds it done and produces nothing.
+	remap := []Remap{{From: regexp.MustCompile(`(.*)`), To: "restored.$1"}}
+	again, err := Run(ctx, dc, r, m, Options{Remap: remap})
+	if err != nil || !again.Complete || again.Batches != 0 || again.ID != stats.ID {
+		t.Fatalf("the same restore again: %+v, %v", again, err)
+	}
+	// A different restore into the same, now full, partitions is refused.
+	other := Options{Remap: remap, To: time.UnixMilli(1700000005000)}
+	if _, err := Run(ctx, dc, r, m, other); err == nil || !strings.Contains(err.Error(), "already hold records") {
 		t.Fatalf("restore into full partitions: %v", err)
+	}
+	if fmt.Sprint(committed(t, dst, "restored.orders")) != fmt.Sprint(got) {
+		t.Fatal("the target changed")
 	}
 }
 
