@@ -1,0 +1,158 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ktape/ktape/client"
+	"github.com/ktape/ktape/internal/kfaketest"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Consumer group offsets committed on the source, at a batch boundary,
+// inside a batch, inside an aborted transaction and at the end, are
+// translated so that a consumer resuming from them on the target reads
+// exactly the restored records it had not read on the source; with a
+// point-in-time cut too. A group with active members on the target is
+// left alone, and the restore says so.
+func TestGroupOffsets(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, kfaketest.Topics(2, "orders"))
+	for b := 0; b < 5; b++ { // partition 0: offsets 0..49 in batches of 10
+		e.src.ProduceWith(t, kfaketest.ProduceOptions{Compression: kgo.Lz4Compression()}, "orders", 0, records(fmt.Sprint("b", b), 10)...)
+	}
+	e.src.ProduceWith(t, kfaketest.ProduceOptions{Txn: kfaketest.Abort}, "orders", 0, records("aborted", 5)...) // 50..54, marker 55
+	e.src.Produce(t, "orders", 0, records("late", 10)...)                                                        // 56..65
+	e.src.Produce(t, "orders", 1, records("p1", 7)...)                                                           // 0..6
+	commits := map[string]map[client.TopicPartition]int64{
+		"inside":   {{Topic: "orders", Partition: 0}: 25, {Topic: "orders", Partition: 1}: 0},
+		"boundary": {{Topic: "orders", Partition: 0}: 30, {Topic: "orders", Partition: 1}: 7},
+		"aborted":  {{Topic: "orders", Partition: 0}: 52},
+		"end":      {{Topic: "orders", Partition: 0}: 66, {Topic: "orders", Partition: 1}: 3},
+		"live":     {{Topic: "orders", Partition: 0}: 10},
+	}
+	for g, offs := range commits {
+		req := map[client.TopicPartition]client.GroupOffset{}
+		for tp, o := range offs {
+			req[tp] = client.GroupOffset{Offset: o, LeaderEpoch: -1}
+		}
+		if res, err := e.sc.CommitGroupOffsets(ctx, g, req); err != nil {
+			t.Fatal(err)
+		} else {
+			for tp, err := range res {
+				if err != nil {
+					t.Fatalf("commit %s %s: %v", g, tp, err)
+				}
+			}
+		}
+	}
+	m := e.backup(t)
+	source := e.src.ConsumeAll(t, "orders", kgo.ReadCommitted())
+
+	// "live" has a member on the target before the restore.
+	if err := e.dc.CreateTopics(ctx, []client.TopicSpec{{Name: "elsewhere", NumPartitions: 1, ReplicationFactor: 1}})["elsewhere"]; err != nil {
+		t.Fatal(err)
+	}
+	live := e.dst.Client(t, kgo.ConsumerGroup("live"), kgo.ConsumeTopics("elsewhere"))
+	go live.PollFetches(ctx)
+	waitMembers(t, e.dc, "live")
+
+	for _, tc := range []struct {
+		name     string
+		toOffset map[client.TopicPartition]int64
+	}{
+		{name: "whole"},
+		{name: "cut", toOffset: map[client.TopicPartition]int64{{Topic: "orders", Partition: 0}: 40}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := tc.name + ".orders"
+			opts := Options{Groups: true, ToOffset: tc.toOffset, Remap: []Remap{{regexp.MustCompile("orders"), dest}},
+				GroupRemap: []Remap{{regexp.MustCompile("(.*)"), tc.name + ".$1"}}}
+			_, err := Run(ctx, e.dc, e.r, m, opts)
+			if tc.name == "whole" {
+				// Renamed, "live" is a new group; without renaming it
+				// would be the live one.
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts.GroupRemap = nil
+				st, err := Run(ctx, e.dc, e.r, m, opts)
+				if err == nil || !strings.Contains(err.Error(), "group live has 1 active members") || !st.Complete || len(st.GroupsCommitted) != 4 {
+					t.Fatalf("committing into a live group: %+v, %v", st, err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			restored := e.dst.ConsumeAll(t, dest, kgo.ReadCommitted())
+			got, err := e.dc.FetchGroupOffsets(ctx, []string{tc.name + ".inside", tc.name + ".boundary", tc.name + ".aborted", tc.name + ".end", tc.name + ".live"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for g, offs := range commits {
+				for tp, c := range offs {
+					last, cut := tc.toOffset[tp]
+					// What the group had not read on the source, as far
+					// as the restore goes...
+					var want []string
+					for _, r := range source {
+						if r.Partition == tp.Partition && r.Offset >= c && (!cut || r.Offset <= last) {
+							want = append(want, string(r.Key)+"="+string(r.Value))
+						}
+					}
+					// ...is what it reads on the target from its offset.
+					o := got[tc.name+"."+g][client.TopicPartition{Topic: dest, Partition: tp.Partition}]
+					if o.Err != nil || o.Offset < 0 {
+						t.Fatalf("group %s %s: offset %d, %v", g, tp, o.Offset, o.Err)
+					}
+					var have []string
+					for _, r := range restored {
+						if r.Partition == tp.Partition && r.Offset >= o.Offset {
+							have = append(have, string(r.Key)+"="+string(r.Value))
+						}
+					}
+					if fmt.Sprint(have) != fmt.Sprint(want) {
+						t.Errorf("group %s, %s committed %d, restored at %d: reads\n%v\nwant\n%v", g, tp, c, o.Offset, have, want)
+					}
+				}
+			}
+		})
+	}
+
+	// A real consumer resumes where the translated offset says.
+	cl := e.dst.Client(t, kgo.ConsumerGroup("whole.inside"), kgo.ConsumeTopics("whole.orders"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	var keys []string
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for len(keys) < 31+7 { // p0 from source offset 25 (25..49 and 56..65), p1 from 0
+		fs := cl.PollFetches(pctx)
+		if pctx.Err() != nil {
+			t.Fatalf("consumer read %d records: %v", len(keys), keys)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Partition == 0 {
+				keys = append(keys, string(r.Key))
+			}
+		})
+		if len(keys) == 35 {
+			break
+		}
+	}
+	if keys[0] != "b2-5" || keys[24] != "b4-9" || keys[25] != "late-0" {
+		t.Fatalf("the resumed consumer read %v", keys)
+	}
+}
+
+func waitMembers(t *testing.T, c *client.Client, group string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		d, err := c.DescribeGroups(context.Background(), []string{group})
+		if err == nil && len(d[group].Members) > 0 {
+			return
+		}
+	}
+	t.Fatalf("group %s has no members", group)
+}
