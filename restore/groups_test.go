@@ -26,8 +26,8 @@ func TestGroupOffsets(t *testing.T) {
 		e.src.ProduceWith(t, kfaketest.ProduceOptions{Compression: kgo.Lz4Compression()}, "orders", 0, records(fmt.Sprint("b", b), 10)...)
 	}
 	e.src.ProduceWith(t, kfaketest.ProduceOptions{Txn: kfaketest.Abort}, "orders", 0, records("aborted", 5)...) // 50..54, marker 55
-	e.src.Produce(t, "orders", 0, records("late", 10)...)                                                        // 56..65
-	e.src.Produce(t, "orders", 1, records("p1", 7)...)                                                           // 0..6
+	e.src.Produce(t, "orders", 0, records("late", 10)...)                                                       // 56..65
+	e.src.Produce(t, "orders", 1, records("p1", 7)...)                                                          // 0..6
 	commits := map[string]map[client.TopicPartition]int64{
 		"inside":   {{Topic: "orders", Partition: 0}: 25, {Topic: "orders", Partition: 1}: 0},
 		"boundary": {{Topic: "orders", Partition: 0}: 30, {Topic: "orders", Partition: 1}: 7},

@@ -54,9 +54,9 @@ type Options struct {
 	// Groups commits the backup's consumer group offsets, translated, to
 	// the target's groups (those with no active members); GroupNames
 	// and GroupExclude select groups by name, GroupRemap renames them.
-	Groups                    bool
+	Groups                   bool
 	GroupNames, GroupExclude []*regexp.Regexp
-	GroupRemap                []Remap
+	GroupRemap               []Remap
 	// NoCreateTopics fails instead of creating missing target topics.
 	NoCreateTopics bool
 	// ReplicationFactor of created topics; 0 keeps the source's.

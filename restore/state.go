@@ -35,12 +35,12 @@ type partState struct {
 // Running it again is resuming it.
 func restoreID(m *repo.Manifest, cluster string, targets []Target) string {
 	type part struct {
-		Source, Dest            string
+		Source, Dest          string
 		First, Last, From, To int64
 	}
 	key := struct {
 		Backup, Cluster string
-		Parts                 []part
+		Parts           []part
 	}{Backup: m.ID, Cluster: cluster}
 	for _, t := range targets {
 		w := t.window
