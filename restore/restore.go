@@ -220,7 +220,7 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 		st.Resumed = true
 		opts.Log.Info("restore: resuming an interrupted restore", "restore", st.ID, "started", start.Started)
 	}
-	parts, err := resumeFrom(ctx, c, start, targets)
+	parts, err := resumeFrom(ctx, c, start, targets, st.Resumed)
 	if err != nil {
 		return st, err
 	}

@@ -166,3 +166,49 @@ func TestPlan(t *testing.T) {
 		}
 	}
 }
+
+// A restore interrupted mid-way and run again continues where the target
+// ends: every record once, in order.
+func TestResume(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, kfaketest.Topics(2, "orders"))
+	for b := 0; b < 40; b++ {
+		codec := []kgo.CompressionCodec{kgo.NoCompression(), kgo.ZstdCompression()}[b%2]
+		recs := records(fmt.Sprint("b", b), 20)
+		for i, r := range recs {
+			r.Value = append(r.Value, strings.Repeat(fmt.Sprint(i), 1000)...)
+		}
+		e.src.ProduceWith(t, kfaketest.ProduceOptions{Compression: codec}, "orders", int32(b%2), recs...)
+	}
+	m := e.backup(t)
+	to := time.UnixMilli(1700000015000)
+	opts := Options{Remap: []Remap{{regexp.MustCompile("orders"), "copy"}}, To: to}
+	// Slowed to ~100 KB/s and interrupted after a second: part restored.
+	slow := opts
+	slow.RateLimit = 100 << 10
+	cctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	first, err := Run(cctx, e.dc, e.r, m, slow)
+	if err == nil || first.Batches == 0 {
+		t.Fatalf("the interrupted restore: %+v, %v", first, err)
+	}
+	second, err := Run(ctx, e.dc, e.r, m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !second.Resumed || second.AlreadyRestored < first.Batches || second.ID != first.ID || second.Batches == 0 {
+		t.Fatalf("resumed restore %+v after %+v", second, first)
+	}
+	want := map[int32][]string{}
+	for _, r := range e.src.ConsumeAll(t, "orders", kgo.ReadCommitted()) {
+		if !r.Timestamp.After(to) {
+			want[r.Partition] = append(want[r.Partition], fmt.Sprintf("%q %q %v %d", r.Key, r.Value, r.Headers, r.Timestamp.UnixMilli()))
+		}
+	}
+	got := committed(t, e.dst, "copy")
+	for p := int32(0); p < 2; p++ {
+		if len(want[p]) != 320 || fmt.Sprint(got[p]) != fmt.Sprint(want[p]) {
+			t.Fatalf("partition %d: restored %d records, want %d", p, len(got[p]), len(want[p]))
+		}
+	}
+}

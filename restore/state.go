@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"time"
 
@@ -77,12 +78,16 @@ func begin(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Ma
 // the restore first started. The producer is idempotent and sends each
 // partition's batches in order, so what a killed restore left is a prefix
 // of what it was writing.
-func resumeFrom(ctx context.Context, c *client.Client, s *repo.RestoreStart, targets []Target) ([]*partState, error) {
+func resumeFrom(ctx context.Context, c *client.Client, s *repo.RestoreStart, targets []Target, resumed bool) ([]*partState, error) {
 	starts := map[client.TopicPartition]int64{}
 	for _, p := range s.Partitions {
 		starts[client.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = p.Start
 	}
-	ends, err := endOffsets(ctx, c, targets)
+	list := endOffsets
+	if resumed {
+		list = settledEnds
+	}
+	ends, err := list(ctx, c, targets)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +105,30 @@ func resumeFrom(ctx context.Context, c *client.Client, s *repo.RestoreStart, tar
 		out = append(out, &partState{t: t, start: start, done: done})
 	}
 	return out, nil
+}
+
+// settle is how long the end offsets of a resumed restore's targets must
+// stay the same before they are trusted: a produce request the killed run
+// had fully sent is still appended by the broker after the run is gone.
+var settle = 500 * time.Millisecond
+
+// settledEnds lists the targets' end offsets until two lists, settle
+// apart, agree.
+func settledEnds(ctx context.Context, c *client.Client, targets []Target) (map[client.TopicPartition]int64, error) {
+	prev, err := endOffsets(ctx, c, targets)
+	for err == nil {
+		select {
+		case <-time.After(settle):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		var cur map[client.TopicPartition]int64
+		if cur, err = endOffsets(ctx, c, targets); err == nil && maps.Equal(cur, prev) {
+			return cur, nil
+		}
+		prev = cur
+	}
+	return nil, err
 }
 
 // endOffsets lists the end offset of every target partition.
