@@ -52,17 +52,9 @@ func commitGroups(ctx context.Context, c *client.Client, groups []repo.Group, op
 	if !opts.Groups {
 		return nil
 	}
-	names, exclude := anchored(opts.GroupNames), anchored(opts.GroupExclude)
 	want := map[string]repo.Group{}
 	for _, g := range groups {
-		selected := len(names) == 0
-		for _, re := range names {
-			selected = selected || re.MatchString(g.Group)
-		}
-		for _, re := range exclude {
-			selected = selected && !re.MatchString(g.Group)
-		}
-		if !selected {
+		if !selectedGroup(opts, g.Group) {
 			continue
 		}
 		name := rename(opts.GroupRemap, g.Group)
@@ -120,6 +112,24 @@ func commitGroups(ctx context.Context, c *client.Client, groups []repo.Group, op
 		return fmt.Errorf("restore: the records are restored, but not every group's offsets were committed: %w", errors.Join(problems...))
 	}
 	return nil
+}
+
+// selectedGroup reports whether opts select the group named g.
+func selectedGroup(opts Options, g string) bool {
+	return selected(g, anchored(opts.GroupNames), anchored(opts.GroupExclude))
+}
+
+// selected reports whether name matches one of include (or include is
+// empty) and none of exclude; the expressions are anchored.
+func selected(name string, include, exclude []*regexp.Regexp) bool {
+	ok := len(include) == 0
+	for _, re := range include {
+		ok = ok || re.MatchString(name)
+	}
+	for _, re := range exclude {
+		ok = ok && !re.MatchString(name)
+	}
+	return ok
 }
 
 // rename applies the first matching rule to name.

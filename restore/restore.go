@@ -120,14 +120,7 @@ func Plan(m *repo.Manifest, opts Options) ([]Target, error) {
 	dests := map[string]string{}
 	for i := range m.Topics {
 		t := &m.Topics[i]
-		selected := len(topics) == 0
-		for _, re := range topics {
-			selected = selected || re.MatchString(t.Name)
-		}
-		for _, re := range exclude {
-			selected = selected && !re.MatchString(t.Name)
-		}
-		if !selected {
+		if !selected(t.Name, topics, exclude) {
 			continue
 		}
 		dst := rename(opts.Remap, t.Name)

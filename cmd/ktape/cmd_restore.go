@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,14 @@ type RestoreOptions struct {
 	ReplicationFactor int
 	AllowNonEmpty     bool
 	Memory            int64
+	From, To          string
+	ToOffset          []string
+	Groups            bool
+	Group             []string
+	ExcludeGroup      []string
+	GroupRemap        []string
+	DryRun            bool
+	RateLimit         int64
 }
 
 // AddFlags registers the restore command's flags on fs.
@@ -42,6 +51,15 @@ func (o *RestoreOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.ReplicationFactor, "replication-factor", 0, "replication factor of created topics (default: the source's)")
 	fs.BoolVar(&o.AllowNonEmpty, "allow-nonempty", false, "restore into partitions that already hold records (they would hold both)")
 	fs.Var(newSizeValue(&o.Memory, 256<<20), "memory", "memory budget for segments read and batches not yet acknowledged: bytes, or with a unit (512MiB); at least 8MiB")
+	fs.StringVar(&o.From, "from", "", "restore only records with a timestamp at or after this time: RFC 3339 or Unix milliseconds")
+	fs.StringVar(&o.To, "to", "", "restore only records with a timestamp at or before this time: RFC 3339 or Unix milliseconds")
+	fs.StringArrayVar(&o.ToOffset, "to-offset", nil, "restore a source partition only up to and including an offset: TOPIC:PARTITION:OFFSET (repeatable)")
+	fs.BoolVar(&o.Groups, "groups", false, "commit the backup's consumer group offsets, translated to the restored offsets, to groups with no active members on the target")
+	fs.StringArrayVar(&o.Group, "group", nil, "with --groups, only groups whose whole name matches this regular expression (repeatable; default all)")
+	fs.StringArrayVar(&o.ExcludeGroup, "exclude-group", nil, "with --groups, leave out groups whose whole name matches this regular expression (repeatable)")
+	fs.StringArrayVar(&o.GroupRemap, "group-remap", nil, "with --groups, commit groups matching SRC as DST: SRC=DST like --remap (repeatable)")
+	fs.BoolVar(&o.DryRun, "dry-run", false, "show what would be restored where, and which topics would be created; write nothing")
+	fs.Var(newSizeValue(&o.RateLimit, 0), "rate-limit", "produce at most this many batch bytes per second: bytes, or with a unit (50MiB); 0 for no limit")
 }
 
 func newRestoreCommand(gopts *GlobalOptions) *cobra.Command {
@@ -59,11 +77,22 @@ read_committed consumer of the source saw.
 Missing topics are created with the source's partition count and configs.
 Partitions that already hold records are refused unless --allow-nonempty.
 
-This version restores whole partitions into the same partition numbers:
-point-in-time windows, partition remapping, consumer-group offsets and
-resuming an interrupted restore are not available yet.
+--from and --to (both inclusive) and --to-offset restore a point in time:
+batches wholly outside are skipped unread, batches straddling a bound are
+re-encoded with just the records inside. --groups commits each backed-up
+consumer group offset translated to the target: the offset of the first
+restored record at or after it. Groups with active members on the target
+are left alone and reported (exit 1); run the restore again once they
+are stopped.
 
-With --json, one "restore_done" object with the totals.
+A restore keeps a log in the repository (restores/<id>/: where each target
+partition started, then an offset map per partition). Run the same command
+again after an interruption (even kill -9) and it continues where the
+target partitions end: nothing twice, nothing lost. Run it after it
+finished and it only commits group offsets again.
+
+With --json, one "restore_done" object with the totals (or, with --dry-run,
+one "restore_plan" object).
 
 ` + exitStatusHelp(),
 		Args: noArgs,
@@ -95,16 +124,21 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 	if ro.Exclude, err = compileAll(gopts, "exclude", opts.Exclude); err != nil {
 		return err
 	}
-	for _, s := range opts.Remap {
-		src, dst, ok := strings.Cut(s, "=")
-		if !ok || src == "" || dst == "" {
-			return usageError{fmt.Errorf("%s %q: want SRC=DST", gopts.Sources.of("remap"), s)}
-		}
-		re, err := regexp.Compile(src)
-		if err != nil {
-			return usageError{fmt.Errorf("%s %q: %w", gopts.Sources.of("remap"), s, err)}
-		}
-		ro.Remap = append(ro.Remap, restore.Remap{From: re, To: dst})
+	if ro.Remap, err = remaps(gopts, "remap", opts.Remap); err != nil {
+		return err
+	}
+	if err := opts.window(gopts, &ro); err != nil {
+		return err
+	}
+	ro.Groups, ro.RateLimit = opts.Groups, opts.RateLimit
+	if ro.GroupNames, err = compileAll(gopts, "group", opts.Group); err != nil {
+		return err
+	}
+	if ro.GroupExclude, err = compileAll(gopts, "exclude-group", opts.ExcludeGroup); err != nil {
+		return err
+	}
+	if ro.GroupRemap, err = remaps(gopts, "group-remap", opts.GroupRemap); err != nil {
+		return err
 	}
 	softMemoryLimit(opts.Memory)
 	dialer, err := opts.Conn.Dialer(gopts.Sources)
@@ -131,6 +165,13 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 		return fmt.Errorf("connect to %s: %w", strings.Join(seeds, ","), err)
 	}
 	defer c.Close()
+	if opts.DryRun {
+		pv, err := restore.PreviewRestore(ctx, c, m, ro)
+		if err != nil {
+			return err
+		}
+		return printPreview(out, pv, gopts.JSON)
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
@@ -141,22 +182,122 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 	secs := time.Since(start).Seconds()
 	if gopts.JSON {
 		return json.NewEncoder(out).Encode(struct {
-			MessageType   string  `json:"message_type"`
-			Backup        string  `json:"backup"`
-			Partitions    int     `json:"partitions"`
-			TopicsCreated int     `json:"topics_created"`
-			Batches       int64   `json:"batches"`
-			Records       int64   `json:"records"`
-			Bytes         int64   `json:"bytes"`
-			Markers       int64   `json:"markers_skipped"`
-			Aborted       int64   `json:"aborted_batches_skipped"`
-			Undecided     int64   `json:"undecided_batches_skipped"`
-			Renumbered    int64   `json:"renumbered_batches"`
-			Seconds       float64 `json:"seconds"`
-		}{"restore_done", m.ID, stats.Partitions, stats.TopicsCreated, stats.Batches, stats.Records, stats.Bytes,
-			stats.Markers, stats.Aborted, stats.Undecided, stats.Renumbered, secs})
+			MessageType     string   `json:"message_type"`
+			Backup          string   `json:"backup"`
+			Restore         string   `json:"restore"`
+			Resumed         bool     `json:"resumed"`
+			AlreadyComplete bool     `json:"already_complete"`
+			Partitions      int      `json:"partitions"`
+			TopicsCreated   int      `json:"topics_created"`
+			Batches         int64    `json:"batches"`
+			Records         int64    `json:"records"`
+			Bytes           int64    `json:"bytes"`
+			AlreadyRestored int64    `json:"batches_already_restored"`
+			Markers         int64    `json:"markers_skipped"`
+			Aborted         int64    `json:"aborted_batches_skipped"`
+			Undecided       int64    `json:"undecided_batches_skipped"`
+			Outside         int64    `json:"batches_outside_window"`
+			Filtered        int64    `json:"batches_cut_by_window"`
+			Renumbered      int64    `json:"renumbered_batches"`
+			Groups          []string `json:"groups_committed"`
+			Seconds         float64  `json:"seconds"`
+		}{"restore_done", m.ID, stats.ID, stats.Resumed, stats.Complete, stats.Partitions, stats.TopicsCreated, stats.Batches, stats.Records, stats.Bytes,
+			stats.AlreadyRestored, stats.Markers, stats.Aborted, stats.Undecided, stats.Outside, stats.Filtered, stats.Renumbered, stats.GroupsCommitted, secs})
 	}
-	fmt.Fprintf(out, "restored backup %s: %d partitions, %d records in %d batches, %s, %.1fs; left out %d transaction markers, %d aborted and %d undecided transactional batches\n",
-		m.ID, stats.Partitions, stats.Records, stats.Batches, size(uint64(stats.Bytes)), secs, stats.Markers, stats.Aborted, stats.Undecided)
+	if stats.Complete {
+		fmt.Fprintf(out, "restore %s of backup %s had already finished; nothing produced", stats.ID, m.ID)
+	} else {
+		verb := "restored"
+		if stats.Resumed {
+			verb = fmt.Sprintf("resumed restore %s (%d batches were already in the target) and restored", stats.ID, stats.AlreadyRestored)
+		}
+		fmt.Fprintf(out, "%s backup %s: %d partitions, %d records in %d batches, %s, %.1fs; left out %d transaction markers, %d aborted and %d undecided transactional batches",
+			verb, m.ID, stats.Partitions, stats.Records, stats.Batches, size(uint64(stats.Bytes)), secs, stats.Markers, stats.Aborted, stats.Undecided)
+		if stats.Outside+stats.Filtered > 0 {
+			fmt.Fprintf(out, ", %d batches outside the window, %d cut by it", stats.Outside, stats.Filtered)
+		}
+	}
+	if len(stats.GroupsCommitted) > 0 {
+		fmt.Fprintf(out, "; committed the offsets of %d groups (%s)", len(stats.GroupsCommitted), strings.Join(stats.GroupsCommitted, ", "))
+	}
+	fmt.Fprintln(out)
+	return nil
+}
+
+// window reads --from, --to and --to-offset into ro.
+func (o *RestoreOptions) window(gopts GlobalOptions, ro *restore.Options) error {
+	var err error
+	if o.From != "" {
+		if ro.From, err = restore.ParseTime(o.From); err != nil {
+			return usageError{fmt.Errorf("%s: %w", gopts.Sources.of("from"), err)}
+		}
+	}
+	if o.To != "" {
+		if ro.To, err = restore.ParseTime(o.To); err != nil {
+			return usageError{fmt.Errorf("%s: %w", gopts.Sources.of("to"), err)}
+		}
+	}
+	for _, s := range o.ToOffset {
+		i := strings.LastIndex(s, ":")
+		j := strings.LastIndex(s[:max(i, 0)], ":")
+		if i < 0 || j <= 0 {
+			return usageError{fmt.Errorf("%s %q: want TOPIC:PARTITION:OFFSET", gopts.Sources.of("to-offset"), s)}
+		}
+		p, perr := strconv.ParseInt(s[j+1:i], 10, 32)
+		off, oerr := strconv.ParseInt(s[i+1:], 10, 64)
+		if perr != nil || oerr != nil || p < 0 || off < 0 {
+			return usageError{fmt.Errorf("%s %q: want TOPIC:PARTITION:OFFSET with a partition and an offset of 0 or more", gopts.Sources.of("to-offset"), s)}
+		}
+		if ro.ToOffset == nil {
+			ro.ToOffset = map[client.TopicPartition]int64{}
+		}
+		ro.ToOffset[client.TopicPartition{Topic: s[:j], Partition: int32(p)}] = off
+	}
+	return nil
+}
+
+// remaps reads SRC=DST rules of flag name.
+func remaps(gopts GlobalOptions, name string, rules []string) ([]restore.Remap, error) {
+	var out []restore.Remap
+	for _, s := range rules {
+		src, dst, ok := strings.Cut(s, "=")
+		if !ok || src == "" || dst == "" {
+			return nil, usageError{fmt.Errorf("%s %q: want SRC=DST", gopts.Sources.of(name), s)}
+		}
+		re, err := regexp.Compile(src)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("%s %q: %w", gopts.Sources.of(name), s, err)}
+		}
+		out = append(out, restore.Remap{From: re, To: dst})
+	}
+	return out, nil
+}
+
+// printPreview prints a dry run's plan.
+func printPreview(out io.Writer, pv *restore.Preview, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(out).Encode(struct {
+			MessageType string `json:"message_type"`
+			*restore.Preview
+		}{"restore_plan", pv})
+	}
+	fmt.Fprintf(out, "dry run: restoring backup %s would write\n", pv.Backup)
+	for _, t := range pv.Topics {
+		action := "into the existing topic"
+		if t.Create {
+			action = fmt.Sprintf("creating it with %d partitions", t.Partitions)
+		}
+		fmt.Fprintf(out, "  %s -> %s (%s)\n", t.Source, t.Target, action)
+		for _, p := range t.Restored {
+			times := "no data"
+			if p.FirstTime >= 0 {
+				times = time.UnixMilli(p.FirstTime).UTC().Format(time.RFC3339) + " .. " + time.UnixMilli(p.MaxTime).UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(out, "    partition %d: offsets %d..%d, %s, up to %s\n", p.Partition, p.FirstOffset, p.LastOffset, times, size(p.Bytes))
+		}
+	}
+	if len(pv.Groups) > 0 {
+		fmt.Fprintf(out, "  consumer groups with offsets to translate: %s\n", strings.Join(pv.Groups, ", "))
+	}
 	return nil
 }
