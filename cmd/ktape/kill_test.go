@@ -248,3 +248,86 @@ func readManifest(t *testing.T, dir, id string) (*storage.Store, *repo.Manifest)
 	}
 	return st, m
 }
+
+// A restore killed with SIGKILL again and again, each run slowed by
+// --rate-limit so the kills land mid-way, then allowed to finish: the
+// target holds every record of the source once, in order (read back with
+// franz-go, read_committed), and the group offsets are translated.
+func TestRestoreKillAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ktape and runs it many times")
+	}
+	bin := buildKtape(t)
+	src := kfaketest.Start(t, kfaketest.Topics(3, "orders"))
+	value := bytes.Repeat([]byte("0123456789abcdef"), 256) // 4 KiB
+	for i := 0; i < 60; i++ {
+		var rs []*kgo.Record
+		for j := 0; j < 16; j++ {
+			rs = append(rs, &kgo.Record{Key: []byte(fmt.Sprint("k", i, "-", j)), Value: value})
+		}
+		opts := kfaketest.ProduceOptions{}
+		if i%2 == 1 {
+			opts.Compression = kgo.ZstdCompression()
+		}
+		if i%10 == 9 {
+			opts.Txn = kfaketest.Abort
+		}
+		src.ProduceWith(t, opts, "orders", int32(i%3), rs...)
+	}
+	dir := t.TempDir()
+	if code, _, errOut := runKtape(t, "backup", "--brokers", src.Addrs()[0], "--repo", dir); code != 0 {
+		t.Fatalf("backup: %d %s", code, errOut)
+	}
+	dst := kfaketest.Start(t)
+	args := []string{"restore", "--brokers", dst.Addrs()[0], "--repo", dir, "--rate-limit", "1MiB", "--memory", "8MiB", "--json"}
+	kills := 0
+	var done struct {
+		Resumed         bool  `json:"resumed"`
+		AlreadyRestored int64 `json:"batches_already_restored"`
+		Batches         int64 `json:"batches"`
+	}
+	for delay := 300 * time.Millisecond; ; delay += 100 * time.Millisecond {
+		if delay > 10*time.Second {
+			t.Fatal("the restore did not finish")
+		}
+		cmd := exec.Command(bin, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("restore: %v\n%s", err, stderr.String())
+			}
+			if err := json.Unmarshal(stdout.Bytes(), &done); err != nil {
+				t.Fatalf("restore --json: %v: %q", err, stdout.String())
+			}
+		case <-time.After(delay):
+			cmd.Process.Kill()
+			<-exited
+			kills++
+			continue
+		}
+		break
+	}
+	t.Logf("%d kills, then %+v", kills, done)
+	if kills < 3 || !done.Resumed || done.AlreadyRestored == 0 {
+		t.Fatalf("%d kills, then %+v: want a resumed restore after several kills", kills, done)
+	}
+	want, got := map[int32][]string{}, map[int32][]string{}
+	for _, r := range src.ConsumeAll(t, "orders", kgo.ReadCommitted()) {
+		want[r.Partition] = append(want[r.Partition], fmt.Sprintf("%s %d", r.Key, r.Timestamp.UnixMilli()))
+	}
+	for _, r := range dst.ConsumeAll(t, "orders", kgo.ReadUncommitted()) {
+		got[r.Partition] = append(got[r.Partition], fmt.Sprintf("%s %d", r.Key, r.Timestamp.UnixMilli()))
+	}
+	for p := int32(0); p < 3; p++ {
+		if len(want[p]) == 0 || fmt.Sprint(got[p]) != fmt.Sprint(want[p]) {
+			t.Fatalf("partition %d: the target holds %d records, the source %d, or they differ", p, len(got[p]), len(want[p]))
+		}
+	}
+}
