@@ -148,6 +148,10 @@ func printDemoStep(w io.Writer, step string, s *demo.Summary) {
 		more("%d records and %d markers read back from the repository by franz-go equal the cluster's", c.Records, c.Markers)
 		more("(offset, key, value, headers, timestamp, attributes, producer); %d group offsets and %d topic configs as set", c.GroupOffsets, c.TopicConfigs)
 	case demo.StepRestore:
-		line("%s", s.Restore.Note)
+		r := s.Restore
+		line("into a second kfake cluster, with the groups: %d partitions, %d batches, %d records, %s in %.2fs (%.1f MB/s)",
+			r.Partitions, r.Batches, r.Records, size(uint64(r.Bytes)), r.Seconds, r.MBPerSecond)
+		more("%d batches left out (markers, aborted transactions); %d records read back by franz-go equal the source's", r.Skipped, r.RecordsCompared)
+		more("(read_committed: key, value, headers, timestamp, in order); %d group offsets translated: each consumer resumes where it was", r.GroupOffsets)
 	}
 }

@@ -46,7 +46,7 @@ func TestRun(t *testing.T) {
 		t.Errorf("backup %+v, verify %+v", s.Backup, s.Verify)
 	case c.Partitions != 20 || c.Records != p.Records-p.Deleted || c.Markers != p.Markers || c.GroupOffsets != p.GroupOffsets || c.TopicConfigs != 7:
 		t.Errorf("check %+v, produced %+v", c, p)
-	case s.Restore.Available || s.Restore.Note == "":
+	case !s.Restore.Available || s.Restore.Partitions != 20 || s.Restore.Records == 0 || s.Restore.Records >= c.Records || s.Restore.RecordsCompared != s.Restore.Records || s.Restore.GroupOffsets != p.GroupOffsets:
 		t.Errorf("restore %+v", s.Restore)
 	case !s.Kept || s.Repository != dir:
 		t.Errorf("repository %s kept %v, want %s kept", s.Repository, s.Kept, dir)
