@@ -35,12 +35,12 @@ type PreviewTopic struct {
 // (batches of segments overlapping the range: an upper bound when a
 // window cuts through them).
 type PreviewPartition struct {
-	Partition          int32  `json:"partition"`
-	FirstOffset        int64  `json:"first_offset"`
-	LastOffset         int64  `json:"last_offset"`
-	FirstTime          int64  `json:"first_time_ms"`
-	MaxTime            int64  `json:"max_time_ms"`
-	Bytes              uint64 `json:"bytes"`
+	Partition   int32  `json:"partition"`
+	FirstOffset int64  `json:"first_offset"`
+	LastOffset  int64  `json:"last_offset"`
+	FirstTime   int64  `json:"first_time_ms"`
+	MaxTime     int64  `json:"max_time_ms"`
+	Bytes       uint64 `json:"bytes"`
 }
 
 // PreviewRestore previews the restore of m into c with opts, reading the target's
