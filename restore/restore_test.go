@@ -3,6 +3,7 @@ package restore
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -36,19 +37,32 @@ func records(prefix string, n int) []*kgo.Record {
 	return out
 }
 
+// line shows a record's key, value, headers and timestamp.
+func line(r *kgo.Record) string {
+	return fmt.Sprintf("%s %s %v %d", show(r.Key), show(r.Value), r.Headers, r.Timestamp.UnixMilli())
+}
+
+// show quotes b, telling null (a tombstone) from empty.
+func show(b []byte) string {
+	if b == nil {
+		return "null"
+	}
+	return fmt.Sprintf("%q", b)
+}
+
 // committed reads topic with read_committed and returns its records per
 // partition as comparable lines.
 func committed(t *testing.T, c *kfaketest.Cluster, topic string) map[int32][]string {
 	out := map[int32][]string{}
 	for _, r := range c.ConsumeAll(t, topic, kgo.ReadCommitted()) {
-		out[r.Partition] = append(out[r.Partition], fmt.Sprintf("%q %q %v %d", r.Key, r.Value, r.Headers, r.Timestamp.UnixMilli()))
+		out[r.Partition] = append(out[r.Partition], line(r))
 	}
 	return out
 }
 
 // A round trip: data from franz-go (every codec, null keys and values,
-// headers, explicit timestamps, committed and aborted transactions) and
-// kcat, backed up and restored into a second cluster under a new name:
+// headers, explicit timestamps, committed and aborted transactions), kcat
+// and the python clients (kafka-python, confluent-kafka), backed up and restored into a second cluster under a new name:
 // read_committed there, every partition holds the same records (key,
 // value, headers, timestamp) in the same order as on the source; no
 // aborted record, no marker, nothing extra.
@@ -66,6 +80,36 @@ func TestRoundTrip(t *testing.T) {
 		cmd.Stdin = strings.NewReader(fmt.Sprintf("k1-%s:v1\nk2-%s:v2\n", codec, codec))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("kcat: %v: %s", err, out)
+		}
+	}
+
+	// Python clients: kafka-python (gzip, explicit timestamps, a null
+	// value, headers) and confluent-kafka (zstd, idempotent).
+	for _, script := range []string{`
+import sys
+from kafka import KafkaProducer
+p = KafkaProducer(bootstrap_servers=sys.argv[1], compression_type="gzip", linger_ms=20)
+for i in range(6):
+    p.send("orders", key=b"py-%d" % i, value=None if i == 3 else b"kafka-python %d" % i, partition=2,
+           headers=[("lib", b"kafka-python")], timestamp_ms=1700000100000 + i)
+p.flush(30)
+`, `
+import sys
+from confluent_kafka import Producer
+p = Producer({"bootstrap.servers": sys.argv[1], "compression.type": "zstd", "linger.ms": 20, "enable.idempotence": True})
+errs = []
+for i in range(6):
+    p.produce("orders", key=b"ck-%d" % i, value=b"confluent %d" % i, partition=2, headers=[("lib", b"confluent")],
+              timestamp=1700000200000 + i, on_delivery=lambda err, msg: errs.append(err) if err else None)
+p.flush(30)
+if errs: sys.exit("delivery failed: %s" % errs)
+`} {
+		cmd := exec.Command("/usr/bin/python3", "-c", script, src.Addrs()[0])
+		if out, err := cmd.CombinedOutput(); err != nil {
+			if os.Getenv("CI") == "" && strings.Contains(string(out), "ModuleNotFoundError") {
+				t.Skipf("python Kafka clients not installed (scripts/test.sh installs them): %s", out)
+			}
+			t.Fatalf("python producer: %v: %s", err, out)
 		}
 	}
 
@@ -102,6 +146,9 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("stats %+v", stats)
 	}
 	want, got := committed(t, src, "orders"), committed(t, dst, "restored.orders")
+	if p2 := fmt.Sprint(want[2]); !strings.Contains(p2, `"py-3" null`) || !strings.Contains(p2, `"ck-5" "confluent 5"`) {
+		t.Fatalf("the python clients' records are missing from the source: %s", p2)
+	}
 	for p := int32(0); p < 3; p++ {
 		if len(want[p]) == 0 || fmt.Sprint(got[p]) != fmt.Sprint(want[p]) {
 			t.Fatalf("partition %d: restored %d records, the source has %d, or they differ:\n%v\n%v", p, len(got[p]), len(want[p]), got[p], want[p])
@@ -202,7 +249,7 @@ func TestResume(t *testing.T) {
 	want := map[int32][]string{}
 	for _, r := range e.src.ConsumeAll(t, "orders", kgo.ReadCommitted()) {
 		if !r.Timestamp.After(to) {
-			want[r.Partition] = append(want[r.Partition], fmt.Sprintf("%q %q %v %d", r.Key, r.Value, r.Headers, r.Timestamp.UnixMilli()))
+			want[r.Partition] = append(want[r.Partition], line(r))
 		}
 	}
 	got := committed(t, e.dst, "copy")

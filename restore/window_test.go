@@ -74,7 +74,7 @@ func TestPointInTime(t *testing.T) {
 			want := map[int32][]string{}
 			for _, r := range source {
 				if in(r) {
-					want[r.Partition] = append(want[r.Partition], fmt.Sprintf("%q %q %v %d", r.Key, r.Value, r.Headers, r.Timestamp.UnixMilli()))
+					want[r.Partition] = append(want[r.Partition], line(r))
 				}
 			}
 			got := committed(t, e.dst, dest)
