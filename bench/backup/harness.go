@@ -17,8 +17,6 @@ import (
 	"github.com/ktape/ktape/bench/source"
 )
 
-const ktapePkg = "github.com/ktape/ktape/cmd/ktape"
-
 // result is one output line.
 type result struct {
 	Impl       string `json:"impl"`
@@ -139,27 +137,22 @@ func (h *runner) run() error {
 // resolveImpls finds the executables: ktape (built unless given) and kcat.
 // kcat missing is an error only if it was asked for by name.
 func (h *runner) resolveImpls() ([]string, error) {
-	var out []string
+	var (
+		out []string
+		err error
+	)
 	for _, impl := range h.opts.impls {
 		switch impl {
 		case "ktape", "ktape-auto":
-			if h.ktapeBin != "" {
-				break
-			}
-			h.ktapeBin = h.opts.ktapeBin
 			if h.ktapeBin == "" {
-				h.ktapeBin = filepath.Join(h.dir, "ktape")
-				fmt.Fprintf(h.stderr, "backup: building %s\n", ktapePkg)
-				if msg, err := harness.GoBuild(h.ktapeBin, ktapePkg); err != nil {
-					return nil, fmt.Errorf("build ktape (or pass -ktape-bin): %v\n%s", err, msg)
+				if h.ktapeBin, err = harness.Ktape(h.opts.ktapeBin, h.dir, h.stderr); err != nil {
+					return nil, err
 				}
 			}
 		case "kcat":
-			bin, err := exec.LookPath(h.opts.kcatBin)
-			if err != nil {
-				return nil, fmt.Errorf("-impl kcat: %w (install Debian's kcat, or leave kcat out of -impl)", err)
+			if h.kcatBin, err = harness.Kcat(h.opts.kcatBin); err != nil {
+				return nil, err
 			}
-			h.kcatBin = bin
 		}
 		out = append(out, impl)
 	}

@@ -89,6 +89,32 @@ func GoBuild(out, pkg string) (string, error) {
 	return string(msg), err
 }
 
+// KtapePkg is the ktape command's package.
+const KtapePkg = "github.com/ktape/ktape/cmd/ktape"
+
+// Ktape returns bin if it is set, else builds KtapePkg into dir and returns
+// the binary's path; progress goes to log.
+func Ktape(bin, dir string, log io.Writer) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	bin = filepath.Join(dir, "ktape")
+	fmt.Fprintf(log, "building %s\n", KtapePkg)
+	if msg, err := GoBuild(bin, KtapePkg); err != nil {
+		return "", fmt.Errorf("build ktape (or pass -ktape-bin): %v\n%s", err, msg)
+	}
+	return bin, nil
+}
+
+// Kcat finds the kcat executable named bin.
+func Kcat(bin string) (string, error) {
+	path, err := exec.LookPath(bin)
+	if err != nil {
+		return "", fmt.Errorf("-impl kcat: %w (install Debian's kcat, or leave kcat out of -impl)", err)
+	}
+	return path, nil
+}
+
 // ParseNames reads a comma-separated list of names, each one of allowed.
 func ParseNames(flagName, s string, allowed []string) ([]string, error) {
 	var out []string
