@@ -71,6 +71,7 @@ type runner struct {
 	stderr  io.Writer
 
 	dir      string
+	launcher string
 	ktapeBin string
 	kcatBin  string
 }
@@ -83,6 +84,9 @@ func (h *runner) run() error {
 	}
 	defer os.RemoveAll(tmp)
 	h.dir = tmp
+	if h.launcher, err = harness.Launcher(tmp); err != nil {
+		return err
+	}
 
 	impls, err := h.resolveImpls()
 	if err != nil {
@@ -220,7 +224,7 @@ func (h *runner) runOne(impl, target string, size int64, p int, codec string, re
 	if fileOutput != nil {
 		cmd.Stdout = fileOutput
 	}
-	use, runErr := harness.Measure(cmd)
+	use, runErr := harness.Measure(h.launcher, cmd)
 	res.CPUUser, res.CPUSys, res.MaxRSSMB = harness.Round(use.User, 3), harness.Round(use.Sys, 3), harness.Round(use.MaxRSSMB, 1)
 	stats, statsErr := h.stopServer(srv)
 	res.ServerBytes, res.ServerFetches = stats.Bytes, stats.Fetches

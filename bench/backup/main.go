@@ -38,10 +38,13 @@
 // "serve-source" or "serve-kfake"), which generates the topic (package
 // bench/source: 1 KiB log-line-like values, 8-byte keys, every batch the
 // same number of records) and, for kfake, produces it there batch by
-// batch before saying it is ready. Then the client runs as a fresh child
-// process, so its CPU time and peak RSS (getrusage of the child: user and
-// system time of every thread, max RSS) are its own, and the wall time is
-// the child's life, start-up included. Rounds run the whole matrix in
+// batch before saying it is ready. Then the client runs as a fresh
+// process under bench/internal/launch, so its CPU time and peak RSS
+// (getrusage of the child: user and system time of every thread, max RSS)
+// are its own, and the wall time is the child's life, start-up included.
+// (Before the launcher, the client was this program's own child, and on
+// Linux its peak RSS could not be reported below this program's, about
+// 50 MB.) Rounds run the whole matrix in
 // turn, each round in its own shuffled order of impls, so every impl sees
 // the machine in the same states; -table reports medians.
 //

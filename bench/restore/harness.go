@@ -70,6 +70,7 @@ type runner struct {
 
 	dir      string
 	inputs   string
+	launcher string
 	ktapeBin string
 	kcatBin  string
 }
@@ -85,6 +86,9 @@ func (r *runner) run() error {
 	r.inputs = r.opts.inputs
 	if r.inputs == "" {
 		r.inputs = filepath.Join(tmp, "inputs")
+	}
+	if r.launcher, err = harness.Launcher(r.dir); err != nil {
+		return err
 	}
 	// ktape is needed to prepare the repository, whoever restores.
 	if r.ktapeBin, err = harness.Ktape(r.opts.ktapeBin, r.dir, r.stderr); err != nil {
@@ -208,7 +212,7 @@ func (r *runner) runOne(impl, target string, k inputKey, in *input, rep int) res
 		return res
 	}
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	use, runErr := harness.Measure(cmd)
+	use, runErr := harness.Measure(r.launcher, cmd)
 	res.CPUUser, res.CPUSys, res.MaxRSSMB = harness.Round(use.User, 3), harness.Round(use.Sys, 3), harness.Round(use.MaxRSSMB, 1)
 	got, stopErr := r.stopTarget(srv, target)
 	res.TargetRecords, res.TargetBatches, res.TargetBytes, res.TargetRequests = got.Records, got.Batches, got.Bytes, got.Requests

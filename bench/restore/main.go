@@ -58,10 +58,11 @@
 // "serve-kfake" (franz-go's kfake, empty). For kcat and kgo the topic
 // exists beforehand with the topic's partition count; ktape restore
 // creates it (CreateTopics), as it would on a new cluster. Then the client
-// runs as a fresh child process, so its CPU time and peak RSS (getrusage
-// of the child) are its own, and the wall time is the child's life,
-// start-up included. Rounds run the whole matrix in turn, each round in its
-// own shuffled order of impls; -table reports medians.
+// runs as a fresh process under bench/internal/launch, which reports its
+// CPU time and peak RSS (getrusage of the child: its own, not inflated by
+// a large parent) and its wall time, start-up included. Rounds run the
+// whole matrix in turn, each round in its own shuffled order of impls;
+// -table reports medians.
 //
 //   - ktape: "ktape restore --brokers ADDR --repo DIR --backup latest
 //     --json --memory M". Its restore_done line must report every batch,
@@ -94,8 +95,8 @@
 // of their own, whose sizes target_bytes gives); value_mb_per_sec: the same
 // for the values. cpu_s, cpu_user_s, cpu_sys_s: the child's CPU time;
 // cpu_s_per_gib: cpu_s per GiB of topic_bytes. max_rss_mb: the child's
-// peak resident set. records_sent: what the client reports delivered
-// (ktape, kgo). target_records, target_batches, target_bytes,
+// peak resident set. records_sent: what the client reports delivered (ktape, kgo).
+// target_records, target_batches, target_bytes,
 // target_requests: what the broker received (the sink; kfake gives only
 // records). A run fails (field "error") if the client exits non-zero or
 // the broker did not receive every record.
@@ -249,7 +250,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 
 // run is the whole command: the harness; with -child the kgo replayer;
 // with a first argument serve-source, serve-sink or serve-kfake a broker
-// process.
+// process, with write-records the maker of a records file.
 func run(args []string, self string, selfEnv []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
@@ -259,6 +260,8 @@ func run(args []string, self string, selfEnv []string, stdout, stderr io.Writer)
 			return sink.Run(args[1:], stdout, stderr)
 		case "serve-kfake":
 			return harness.ServeKfake(args[1:], stdout, stderr)
+		case "write-records":
+			return writeRecords(args[1:], stdout, stderr)
 		}
 	}
 	o, err := parseFlags(args, stderr)

@@ -7,6 +7,8 @@
 package harness
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -38,20 +40,76 @@ type Usage struct {
 // CPU is user plus system time, in seconds.
 func (u Usage) CPU() float64 { return u.User + u.Sys }
 
-// Measure runs cmd to its end and returns what it cost, and cmd.Run's
-// error. The usage is filled in as far as the process ran.
-func Measure(cmd *exec.Cmd) (Usage, error) {
-	var u Usage
-	start := time.Now()
-	err := cmd.Run()
-	u.Wall = time.Since(start)
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			u.User = time.Duration(ru.Utime.Nano()).Seconds()
-			u.Sys = time.Duration(ru.Stime.Nano()).Seconds()
-			u.MaxRSSMB = float64(ru.Maxrss) / 1024
-		}
+// LaunchPkg is the launcher Measure runs clients through.
+const LaunchPkg = "github.com/ktape/ktape/bench/internal/launch"
+
+// Launcher builds LaunchPkg into dir and returns the binary's path.
+func Launcher(dir string) (string, error) {
+	bin := filepath.Join(dir, "launch")
+	if msg, err := GoBuild(bin, LaunchPkg); err != nil {
+		return "", fmt.Errorf("build %s: %v\n%s", LaunchPkg, err, msg)
 	}
+	return bin, nil
+}
+
+// Measure runs cmd to its end and returns what it cost, and the error
+// cmd.Run would have returned. With a launcher (see Launcher) cmd runs
+// under it and the figures are the launcher's report on it: its wall time
+// from start to exit, start-up included, and its own getrusage. Without
+// one, cmd runs as this process's child, and its peak RSS is at least this
+// process's: on Linux exec takes the high-water mark of the memory it
+// replaces, which os/exec shares with the parent (see the launcher's doc).
+func Measure(launcher string, cmd *exec.Cmd) (Usage, error) {
+	var u Usage
+	if launcher == "" {
+		start := time.Now()
+		err := cmd.Run()
+		u.Wall = time.Since(start)
+		if cmd.ProcessState != nil {
+			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+				u.User = time.Duration(ru.Utime.Nano()).Seconds()
+				u.Sys = time.Duration(ru.Stime.Nano()).Seconds()
+				u.MaxRSSMB = float64(ru.Maxrss) / 1024
+			}
+		}
+		return u, err
+	}
+	if cmd.Err != nil {
+		return u, cmd.Err
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return u, err
+	}
+	defer pr.Close()
+	cmd.Args = append([]string{launcher, cmd.Path}, cmd.Args[1:]...)
+	cmd.Path = launcher
+	cmd.ExtraFiles = []*os.File{pw} // fd 3
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		return u, err
+	}
+	line, rerr := io.ReadAll(pr)
+	err = cmd.Wait()
+	var r struct {
+		Seconds   float64 `json:"seconds"`
+		User      float64 `json:"user_s"`
+		Sys       float64 `json:"sys_s"`
+		MaxRSSKiB int64   `json:"max_rss_kib"`
+		Error     string  `json:"error"`
+	}
+	if rerr == nil {
+		rerr = json.Unmarshal(line, &r)
+	}
+	if rerr != nil {
+		return u, errors.Join(err, fmt.Errorf("launcher report %q: %w", line, rerr))
+	}
+	if r.Error != "" {
+		return u, errors.Join(err, errors.New(r.Error))
+	}
+	u.Wall = time.Duration(r.Seconds * float64(time.Second))
+	u.User, u.Sys, u.MaxRSSMB = r.User, r.Sys, float64(r.MaxRSSKiB)/1024
 	return u, err
 }
 

@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"bytes"
+	"errors"
 	"os/exec"
 	"slices"
 	"testing"
@@ -48,11 +50,44 @@ func TestMeasure(t *testing.T) {
 	if err != nil {
 		t.Skip("no sh")
 	}
-	u, err := Measure(exec.Command(sh, "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"))
+	launcher, err := Launcher(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.Wall <= 0 || u.CPU() <= 0 || u.MaxRSSMB <= 0 {
-		t.Errorf("implausible usage %+v", u)
+	// Grow this process, so that the floor it puts under a direct child's
+	// peak RSS shows.
+	ballast := make([]byte, 64<<20)
+	for i := range ballast {
+		ballast[i] = 1
+	}
+	busy := "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"
+	direct, err := Measure("", exec.Command(sh, "-c", busy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(sh, "-c", busy+"; echo done")
+	cmd.Stdout = &out
+	launched, err := Measure(launcher, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []Usage{direct, launched} {
+		if u.Wall <= 0 || u.CPU() <= 0 || u.MaxRSSMB <= 0 {
+			t.Errorf("implausible usage %+v", u)
+		}
+	}
+	if out.String() != "done\n" {
+		t.Errorf("the launched child's stdout: %q", out.String())
+	}
+	if direct.MaxRSSMB < 64 || launched.MaxRSSMB > 32 {
+		t.Errorf("peak RSS of sh: %.1f MB as this process's child, %.1f MB launched; want ≥ 64 and ≤ 32", direct.MaxRSSMB, launched.MaxRSSMB)
+	}
+	ballast[len(ballast)-1] = 2
+
+	_, err = Measure(launcher, exec.Command(sh, "-c", "exit 3"))
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Errorf("exit 3 through the launcher: %v", err)
 	}
 }
