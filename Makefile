@@ -3,7 +3,7 @@
 GO       ?= go
 FUZZTIME ?= 30s
 
-.PHONY: build test bench bench-produce bench-backup fuzz vet fmt-check demo clean
+.PHONY: build test bench bench-produce bench-backup bench-restore fuzz vet fmt-check demo clean
 
 ## build: compile the ktape binary into bin/ktape
 build:
@@ -24,6 +24,10 @@ bench-produce:
 ## bench-backup: whole-topic copies (ktape backup, kcat, a franz-go consumer, a raw fetch loop) from bench/source, JSON lines (ARGS='-partitions 8 -codec lz4'; -table to summarise)
 bench-backup:
 	$(GO) run ./bench/backup $(ARGS)
+
+## bench-restore: topic restores (ktape restore, kcat -P and a franz-go producer replaying a file) into bench/sink or kfake, JSON lines (ARGS='-target sink,kfake -partitions 8'; -table to summarise)
+bench-restore:
+	$(GO) run ./bench/restore $(ARGS)
 
 ## fuzz: each fuzz target in turn, for FUZZTIME each (make fuzz FUZZTIME=5m)
 fuzz:

@@ -1,37 +1,20 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
-	"math"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
+	"github.com/ktape/ktape/bench/internal/harness"
 	"github.com/ktape/ktape/bench/source"
-	"github.com/ktape/ktape/repo"
-	"github.com/ktape/ktape/storage"
-)
-
-const (
-	ktapePkg = "github.com/ktape/ktape/cmd/ktape"
-	// serverStartTimeout bounds how long a broker may take to say
-	// "ready" (generating, and for kfake loading, the topic), and to exit
-	// after SIGTERM.
-	serverStartTimeout = 10 * time.Minute
-	serverStopTimeout  = 30 * time.Second
 )
 
 // result is one output line.
@@ -79,8 +62,8 @@ var notes = map[string]string{
 	"raw":        "ktape client.Fetcher, bytes discarded: the ceiling",
 }
 
-// harness runs the matrix.
-type harness struct {
+// runner runs the matrix.
+type runner struct {
 	opts    *options
 	self    string   // this executable, re-run as broker and child
 	selfEnv []string // added to those processes' environment
@@ -88,18 +71,22 @@ type harness struct {
 	stderr  io.Writer
 
 	dir      string
+	launcher string
 	ktapeBin string
 	kcatBin  string
 }
 
-func (h *harness) run() error {
-	h.stderr = &syncWriter{w: h.stderr}
+func (h *runner) run() error {
+	h.stderr = &harness.SyncWriter{W: h.stderr}
 	tmp, err := os.MkdirTemp(h.opts.dir, "ktape-bench-backup-")
 	if err != nil {
 		return fmt.Errorf("work dir: %w", err)
 	}
 	defer os.RemoveAll(tmp)
 	h.dir = tmp
+	if h.launcher, err = harness.Launcher(tmp); err != nil {
+		return err
+	}
 
 	impls, err := h.resolveImpls()
 	if err != nil {
@@ -128,13 +115,10 @@ func (h *harness) run() error {
 	// main.go), and a slow spell spreads over all of them.
 	for rep := 1; rep <= h.opts.reps; rep++ {
 		for ci, c := range confs {
-			order := slices.Clone(impls)
-			rng := rand.New(rand.NewPCG(uint64(rep), uint64(ci)))
-			rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
-			for _, impl := range order {
+			for _, impl := range harness.Shuffled(impls, rep, ci) {
 				i++
 				fmt.Fprintf(h.stderr, "backup: run %d/%d: %s, %s, %s, %d partitions, %s\n",
-					i, total, impl, c.target, sizeString(c.size), c.p, c.codec)
+					i, total, impl, c.target, harness.SizeString(c.size), c.p, c.codec)
 				res := h.runOne(impl, c.target, c.size, c.p, c.codec, rep)
 				if res.Error != "" {
 					failed++
@@ -156,28 +140,23 @@ func (h *harness) run() error {
 
 // resolveImpls finds the executables: ktape (built unless given) and kcat.
 // kcat missing is an error only if it was asked for by name.
-func (h *harness) resolveImpls() ([]string, error) {
-	var out []string
+func (h *runner) resolveImpls() ([]string, error) {
+	var (
+		out []string
+		err error
+	)
 	for _, impl := range h.opts.impls {
 		switch impl {
 		case "ktape", "ktape-auto":
-			if h.ktapeBin != "" {
-				break
-			}
-			h.ktapeBin = h.opts.ktapeBin
 			if h.ktapeBin == "" {
-				h.ktapeBin = filepath.Join(h.dir, "ktape")
-				fmt.Fprintf(h.stderr, "backup: building %s\n", ktapePkg)
-				if msg, err := goBuild(h.ktapeBin, ktapePkg); err != nil {
-					return nil, fmt.Errorf("build ktape (or pass -ktape-bin): %v\n%s", err, msg)
+				if h.ktapeBin, err = harness.Ktape(h.opts.ktapeBin, h.dir, h.stderr); err != nil {
+					return nil, err
 				}
 			}
 		case "kcat":
-			bin, err := exec.LookPath(h.opts.kcatBin)
-			if err != nil {
-				return nil, fmt.Errorf("-impl kcat: %w (install Debian's kcat, or leave kcat out of -impl)", err)
+			if h.kcatBin, err = harness.Kcat(h.opts.kcatBin); err != nil {
+				return nil, err
 			}
-			h.kcatBin = bin
 		}
 		out = append(out, impl)
 	}
@@ -185,7 +164,7 @@ func (h *harness) resolveImpls() ([]string, error) {
 }
 
 // runOne makes one measurement: a fresh broker, a fresh client process.
-func (h *harness) runOne(impl, target string, size int64, p int, codec string, rep int) result {
+func (h *runner) runOne(impl, target string, size int64, p int, codec string, rep int) result {
 	note := notes[impl]
 	if h.opts.note != "" {
 		note += "; " + h.opts.note
@@ -199,13 +178,12 @@ func (h *harness) runOne(impl, target string, size int64, p int, codec string, r
 	}
 	defer os.RemoveAll(runDir)
 
-	srv, err := h.startServer(target, size, p, codec)
+	srv, ti, err := h.startServer(target, size, p, codec)
 	if err != nil {
 		res.Error = err.Error()
 		return res
 	}
-	defer srv.kill()
-	ti := srv.info
+	defer srv.Kill()
 	res.TopicBytes, res.TopicBatches, res.TopicRecords, res.TopicValueBytes = ti.Bytes, ti.Batches, ti.Records, ti.ValueBytes
 
 	time.Sleep(h.opts.settle)
@@ -225,17 +203,17 @@ func (h *harness) runOne(impl, target string, size int64, p int, codec string, r
 		if impl == "ktape-auto" {
 			comp = "auto"
 		}
-		cmd = exec.CommandContext(ctx, h.ktapeBin, "backup", "--brokers", srv.addr, "--repo", repoDir, "--json",
+		cmd = exec.CommandContext(ctx, h.ktapeBin, "backup", "--brokers", srv.Addr, "--repo", repoDir, "--json",
 			"--compression", comp, "--memory", strconv.FormatInt(h.opts.memory, 10))
 	case "kcat":
-		cmd = exec.CommandContext(ctx, h.kcatBin, "-C", "-b", srv.addr, "-t", ti.Topic, "-e", "-o", "beginning", "-q", "-f", "%k%s")
+		cmd = exec.CommandContext(ctx, h.kcatBin, "-C", "-b", srv.Addr, "-t", ti.Topic, "-e", "-o", "beginning", "-q", "-f", "%k%s")
 		if fileOutput, err = os.Create(outFile); err != nil {
 			res.Error = err.Error()
 			return res
 		}
 		defer fileOutput.Close()
 	case "kgo", "raw":
-		cmd = exec.CommandContext(ctx, h.self, "-child", "-impl", impl, "-brokers", srv.addr, "-topic", ti.Topic,
+		cmd = exec.CommandContext(ctx, h.self, "-child", "-impl", impl, "-brokers", srv.Addr, "-topic", ti.Topic,
 			"-partitions", strconv.Itoa(p), "-out", outFile, "-memory", strconv.FormatInt(h.opts.memory, 10))
 		cmd.Env = append(os.Environ(), h.selfEnv...)
 	default:
@@ -246,34 +224,29 @@ func (h *harness) runOne(impl, target string, size int64, p int, codec string, r
 	if fileOutput != nil {
 		cmd.Stdout = fileOutput
 	}
-	start := time.Now()
-	runErr := cmd.Run()
-	wall := time.Since(start)
-	if cmd.ProcessState != nil {
-		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			res.CPUUser = round(time.Duration(ru.Utime.Nano()).Seconds(), 3)
-			res.CPUSys = round(time.Duration(ru.Stime.Nano()).Seconds(), 3)
-			res.MaxRSSMB = round(float64(ru.Maxrss)/1024, 1)
-		}
-	}
-	stats, statsErr := srv.stop()
+	use, runErr := harness.Measure(h.launcher, cmd)
+	res.CPUUser, res.CPUSys, res.MaxRSSMB = harness.Round(use.User, 3), harness.Round(use.Sys, 3), harness.Round(use.MaxRSSMB, 1)
+	stats, statsErr := h.stopServer(srv)
 	res.ServerBytes, res.ServerFetches = stats.Bytes, stats.Fetches
 	if runErr != nil {
-		res.Error = fmt.Sprintf("%s: %v: %s", impl, runErr, lastLines(stderr.String(), 5))
+		res.Error = fmt.Sprintf("%s: %v: %s", impl, runErr, harness.LastLines(stderr.String(), 5))
 		return res
 	}
-	res.Seconds = round(wall.Seconds(), 3)
-	res.CPUSeconds = round(res.CPUUser+res.CPUSys, 3)
-	res.MBPerSec = round(float64(ti.Bytes)/1e6/wall.Seconds(), 1)
-	res.ValueMBPerSec = round(float64(ti.ValueBytes)/1e6/wall.Seconds(), 1)
-	res.CPUPerGiB = round(res.CPUSeconds/(float64(ti.Bytes)/(1<<30)), 3)
+	wall := use.Wall
+	res.Seconds = harness.Round(wall.Seconds(), 3)
+	res.CPUSeconds = harness.Round(res.CPUUser+res.CPUSys, 3)
+	res.MBPerSec = harness.Round(float64(ti.Bytes)/1e6/wall.Seconds(), 1)
+	res.ValueMBPerSec = harness.Round(float64(ti.ValueBytes)/1e6/wall.Seconds(), 1)
+	res.CPUPerGiB = harness.Round(res.CPUSeconds/(float64(ti.Bytes)/(1<<30)), 3)
 
 	switch impl {
 	case "ktape", "ktape-auto":
-		err = h.checkKtape(ctx, &res, stdout.Bytes(), repoDir)
-		res.OutputBytes = dirSize(repoDir)
+		var tot harness.BackupTotals
+		tot, err = harness.CheckBackup(ctx, stdout.Bytes(), repoDir)
+		res.BytesSeen, res.BatchesSeen, res.RecordsSeen = tot.Bytes, tot.Batches, tot.Records
+		res.OutputBytes = harness.DirSize(repoDir)
 	case "kcat":
-		res.OutputBytes = fileSize(outFile)
+		res.OutputBytes = harness.FileSize(outFile)
 		recordBytes := int64(source.DefaultKeyBytes + source.DefaultValueBytes)
 		res.RecordsSeen = res.OutputBytes / recordBytes
 		if res.OutputBytes%recordBytes != 0 {
@@ -281,8 +254,8 @@ func (h *harness) runOne(impl, target string, size int64, p int, codec string, r
 		}
 	case "kgo", "raw":
 		var cr childResult
-		if err = json.Unmarshal([]byte(lastLine(stdout.String())), &cr); err != nil {
-			err = fmt.Errorf("child printed %q: %w", lastLine(stdout.String()), err)
+		if err = json.Unmarshal([]byte(harness.LastLine(stdout.String())), &cr); err != nil {
+			err = fmt.Errorf("child printed %q: %w", harness.LastLine(stdout.String()), err)
 			break
 		}
 		res.BytesSeen, res.BatchesSeen, res.RecordsSeen, res.OutputBytes = cr.Bytes, cr.Batches, cr.Records, cr.OutputBytes
@@ -307,143 +280,34 @@ func (h *harness) runOne(impl, target string, size int64, p int, codec string, r
 	return res
 }
 
-// checkKtape reads ktape's summary line and the backup's manifest: every
-// partition from 0 to its high watermark, and segments holding every
-// batch and byte of the topic.
-func (h *harness) checkKtape(ctx context.Context, res *result, out []byte, repoDir string) error {
-	var done struct {
-		MessageType string `json:"message_type"`
-		Backup      string `json:"backup"`
-		Batches     int64  `json:"batches"`
-		Bytes       int64  `json:"bytes"`
-	}
-	line := lastLine(string(out))
-	if err := json.Unmarshal([]byte(line), &done); err != nil || done.MessageType != "backup_done" {
-		return fmt.Errorf("ktape printed %q, not a backup_done line (%v)", line, err)
-	}
-	res.BytesSeen, res.BatchesSeen = done.Bytes, done.Batches
-	st, err := storage.OpenExisting(ctx, repoDir)
-	if err != nil {
-		return fmt.Errorf("open the repository: %w", err)
-	}
-	defer st.Close()
-	r, err := repo.Open(ctx, st, false)
-	if err != nil {
-		return fmt.Errorf("open the repository: %w", err)
-	}
-	m, err := r.Manifest(ctx, done.Backup)
-	if err != nil {
-		return fmt.Errorf("backup %s: %w", done.Backup, err)
-	}
-	var batches, data int64
-	for _, t := range m.Topics {
-		for _, p := range t.Partitions {
-			if p.From != 0 || p.To != p.HighWatermark || len(p.Gaps) > 0 {
-				return fmt.Errorf("partition %d backed up [%d, %d) with %d gaps; high watermark %d", p.Partition, p.From, p.To, len(p.Gaps), p.HighWatermark)
-			}
-			res.RecordsSeen += p.To - p.From
-			for _, s := range p.Segments {
-				batches += int64(s.Batches)
-				data += int64(s.DataBytes)
-			}
-		}
-	}
-	if batches != res.BatchesSeen || data != res.BytesSeen {
-		return fmt.Errorf("the manifest's segments hold %d batches, %d bytes; ktape reported %d, %d", batches, data, res.BatchesSeen, res.BytesSeen)
-	}
-	return nil
-}
-
-// serverProc is a running broker process.
-type serverProc struct {
-	cmd   *exec.Cmd
-	addr  string
-	info  source.TopicInfo
-	lines chan string // its stdout, closed at EOF
-	done  bool
-}
-
-func (h *harness) startServer(target string, size int64, p int, codec string) (*serverProc, error) {
+// startServer starts a broker process serving the generated topic: this
+// program re-run as serve-source or serve-kfake.
+func (h *runner) startServer(target string, size int64, p int, codec string) (*harness.Server, source.TopicInfo, error) {
+	var ti source.TopicInfo
 	mode := "serve-" + target
 	args := []string{mode, "-partitions", strconv.Itoa(p), "-size", strconv.FormatInt(size, 10), "-codec", codec,
 		"-batch-bytes", strconv.FormatInt(h.opts.batchBytes, 10), "-pool-bytes", strconv.FormatInt(h.opts.poolBytes, 10)}
-	cmd := exec.Command(h.self, args...)
-	cmd.Env = append(os.Environ(), h.selfEnv...)
-	cmd.Stderr = h.stderr
-	stdout, err := cmd.StdoutPipe()
+	srv, err := harness.StartServer(mode, h.self, args, h.selfEnv, h.stderr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", mode, err)
+		return nil, ti, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", mode, err)
+	if err := json.Unmarshal(srv.Info, &ti); err != nil || ti.Records == 0 {
+		srv.Kill()
+		return nil, ti, fmt.Errorf("%s said ready without its topic (%q: %v)", mode, srv.Info, err)
 	}
-	s := &serverProc{cmd: cmd, lines: make(chan string, 16)}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			s.lines <- sc.Text()
-		}
-		close(s.lines)
-	}()
-	timeout := time.After(serverStartTimeout)
-	for {
-		select {
-		case line, ok := <-s.lines:
-			if !ok {
-				s.kill()
-				return nil, fmt.Errorf("%s exited before it was ready", mode)
-			}
-			switch {
-			case strings.HasPrefix(line, "{"):
-				if err := json.Unmarshal([]byte(line), &s.info); err != nil {
-					s.kill()
-					return nil, fmt.Errorf("%s topic line %q: %w", mode, line, err)
-				}
-			case strings.HasPrefix(line, "listening on "):
-				s.addr = strings.TrimPrefix(line, "listening on ")
-			case line == "ready":
-				if s.addr == "" || s.info.Records == 0 {
-					s.kill()
-					return nil, fmt.Errorf("%s said ready without its address and topic", mode)
-				}
-				return s, nil
-			}
-		case <-timeout:
-			s.kill()
-			return nil, fmt.Errorf("%s not ready after %v", mode, serverStartTimeout)
-		}
-	}
+	return srv, ti, nil
 }
 
-// stop asks the broker to exit and returns its counters (zero for kfake,
+// stopServer stops the broker and returns its counters (zero for kfake,
 // which keeps none).
-func (s *serverProc) stop() (source.Stats, error) {
+func (h *runner) stopServer(srv *harness.Server) (source.Stats, error) {
 	var st source.Stats
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return st, fmt.Errorf("signal the broker: %w", err)
-	}
-	var last string
-	timeout := time.After(serverStopTimeout)
-	for open := true; open; {
-		select {
-		case line, ok := <-s.lines:
-			if !ok {
-				open = false
-			} else if strings.HasPrefix(line, "{") {
-				last = line
-			}
-		case <-timeout:
-			s.kill()
-			return st, fmt.Errorf("the broker did not exit within %v of SIGTERM", serverStopTimeout)
-		}
-	}
-	err := s.cmd.Wait()
-	s.done = true
+	last, err := srv.Stop()
 	if err != nil {
-		return st, fmt.Errorf("broker: %w", err)
+		return st, err
 	}
-	if last != "" {
-		if err := json.Unmarshal([]byte(last), &st); err != nil {
+	if srv.Name == "serve-source" && last != nil {
+		if err := json.Unmarshal(last, &st); err != nil {
 			return st, fmt.Errorf("broker stats %q: %w", last, err)
 		}
 		if st.Errors > 0 {
@@ -451,96 +315,4 @@ func (s *serverProc) stop() (source.Stats, error) {
 		}
 	}
 	return st, nil
-}
-
-// kill ends the broker if stop has not.
-func (s *serverProc) kill() {
-	if s.done {
-		return
-	}
-	s.done = true
-	s.cmd.Process.Kill()
-	s.cmd.Wait()
-}
-
-// syncWriter serialises writes from the harness and the goroutines os/exec
-// starts to copy its children's output.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
-// goBuild builds pkg into out with the go command, returning its output.
-func goBuild(out, pkg string) (string, error) {
-	g := "go"
-	if e := os.Getenv("GO"); e != "" {
-		g = e
-	}
-	msg, err := exec.Command(g, "build", "-o", out, pkg).CombinedOutput()
-	return string(msg), err
-}
-
-func fileSize(path string) int64 {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0
-	}
-	return fi.Size()
-}
-
-func dirSize(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
-}
-
-func lastLine(s string) string {
-	s = strings.TrimRight(s, "\n")
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		return s[i+1:]
-	}
-	return s
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
-}
-
-func round(x float64, decimals int) float64 {
-	p := math.Pow(10, float64(decimals))
-	return math.Round(x*p) / p
-}
-
-// sizeString prints a byte count in the largest binary unit that divides
-// it, for progress lines and tables.
-func sizeString(n int64) string {
-	for _, u := range []struct {
-		name string
-		size int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.size && n%u.size == 0 {
-			return fmt.Sprintf("%d %s", n/u.size, u.name)
-		}
-	}
-	if n >= 1<<30 {
-		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
-	}
-	return fmt.Sprintf("%d B", n)
 }

@@ -38,10 +38,13 @@
 // "serve-source" or "serve-kfake"), which generates the topic (package
 // bench/source: 1 KiB log-line-like values, 8-byte keys, every batch the
 // same number of records) and, for kfake, produces it there batch by
-// batch before saying it is ready. Then the client runs as a fresh child
-// process, so its CPU time and peak RSS (getrusage of the child: user and
-// system time of every thread, max RSS) are its own, and the wall time is
-// the child's life, start-up included. Rounds run the whole matrix in
+// batch before saying it is ready. Then the client runs as a fresh
+// process under bench/internal/launch, so its CPU time and peak RSS
+// (getrusage of the child: user and system time of every thread, max RSS)
+// are its own, and the wall time is the child's life, start-up included.
+// (Before the launcher, the client was this program's own child, and on
+// Linux its peak RSS could not be reported below this program's, about
+// 50 MB.) Rounds run the whole matrix in
 // turn, each round in its own shuffled order of impls, so every impl sees
 // the machine in the same states; -table reports medians.
 //
@@ -94,10 +97,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ktape/ktape/bench/internal/harness"
 	"github.com/ktape/ktape/bench/source"
 )
 
@@ -186,27 +189,19 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	var err error
-	if o.impls, err = parseNames("impl", *impl, knownImpls); err != nil {
+	if o.impls, err = harness.ParseNames("impl", *impl, knownImpls); err != nil {
 		return nil, err
 	}
-	if o.targets, err = parseNames("target", *target, []string{"source", "kfake"}); err != nil {
+	if o.targets, err = harness.ParseNames("target", *target, []string{"source", "kfake"}); err != nil {
 		return nil, err
 	}
-	for _, s := range strings.Split(*sizes, ",") {
-		n, err := source.ParseSize("-size", s)
-		if err != nil {
-			return nil, err
-		}
-		o.sizes = append(o.sizes, n)
+	if o.sizes, err = harness.ParseSizes("size", *sizes); err != nil {
+		return nil, err
 	}
-	for _, s := range strings.Split(*parts, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 10_000 {
-			return nil, fmt.Errorf("-partitions %q: want integers from 1 to 10000, comma-separated (e.g. -partitions 1,8)", *parts)
-		}
-		o.partitions = append(o.partitions, n)
+	if o.partitions, err = harness.ParsePartitions("partitions", *parts); err != nil {
+		return nil, err
 	}
-	if o.codecs, err = parseNames("codec", *codecs, []string{"none", "gzip", "snappy", "lz4", "zstd"}); err != nil {
+	if o.codecs, err = harness.ParseNames("codec", *codecs, []string{"none", "gzip", "snappy", "lz4", "zstd"}); err != nil {
 		return nil, err
 	}
 	if o.batchBytes, err = source.ParseSize("-batch-bytes", *batch); err != nil {
@@ -241,22 +236,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-func parseNames(name, s string, allowed []string) ([]string, error) {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		ok := false
-		for _, a := range allowed {
-			ok = ok || f == a
-		}
-		if !ok {
-			return nil, fmt.Errorf("-%s %q: %q is not one of %s", name, s, f, strings.Join(allowed, ", "))
-		}
-		out = append(out, f)
-	}
-	return out, nil
-}
-
 // run is the whole command: the harness; with -child one client run; with
 // a first argument serve-source or serve-kfake a broker process.
 func run(args []string, self string, selfEnv []string, stdout, stderr io.Writer) int {
@@ -265,7 +244,7 @@ func run(args []string, self string, selfEnv []string, stdout, stderr io.Writer)
 		case "serve-source":
 			return source.Run(args[1:], stdout, stderr)
 		case "serve-kfake":
-			return serveKfake(args[1:], stdout, stderr)
+			return harness.ServeKfake(args[1:], stdout, stderr)
 		}
 	}
 	o, err := parseFlags(args, stderr)
@@ -290,7 +269,7 @@ func run(args []string, self string, selfEnv []string, stdout, stderr io.Writer)
 		}
 		return 0
 	}
-	h := &harness{opts: o, self: self, selfEnv: selfEnv, stdout: stdout, stderr: stderr}
+	h := &runner{opts: o, self: self, selfEnv: selfEnv, stdout: stdout, stderr: stderr}
 	if err := h.run(); err != nil {
 		fmt.Fprintln(stderr, "backup:", err)
 		return 1

@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
+
+	"github.com/ktape/ktape/bench/internal/harness"
 )
 
 // confKey is one configuration of the matrix.
@@ -19,7 +20,7 @@ type confKey struct {
 }
 
 func (k confKey) String() string {
-	return fmt.Sprintf("%s, %s, %d partition(s), %s, %s batches", k.target, sizeString(k.size), k.partitions, k.codec, sizeString(k.batchBytes))
+	return fmt.Sprintf("%s, %s, %d partition(s), %s, %s batches", k.target, harness.SizeString(k.size), k.partitions, k.codec, harness.SizeString(k.batchBytes))
 }
 
 // writeTable reads result lines (several rounds, any order) and writes
@@ -52,20 +53,7 @@ func writeTable(r io.Reader, w io.Writer, summary bool) error {
 	if err := sc.Err(); err != nil {
 		return err
 	}
-	med := func(rs []result, f func(result) float64) float64 {
-		if len(rs) == 0 {
-			return 0
-		}
-		v := make([]float64, len(rs))
-		for i, r := range rs {
-			v[i] = f(r)
-		}
-		slices.Sort(v)
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
-	}
+	med := harness.MedianOf[result]
 	mbps := func(r result) float64 { return r.MBPerSec }
 	cpu := func(r result) float64 { return r.CPUPerGiB }
 	rss := func(r result) float64 { return r.MaxRSSMB }
@@ -87,7 +75,7 @@ func writeTable(r io.Reader, w io.Writer, summary bool) error {
 		for _, k := range keys {
 			m := func(impl string, f func(result) float64) float64 { return med(runs[k][impl], f) }
 			fmt.Fprintf(w, "| %s, %s, %d, %s | %s | %s | %s | %s | %s | %s | %s | %s | %s · %s · %s · %s · %s | %s · %s |\n",
-				k.target, sizeString(k.size), k.partitions, k.codec,
+				k.target, harness.SizeString(k.size), k.partitions, k.codec,
 				cell(m("ktape", mbps), "%.0f"), cell(m("ktape-auto", mbps), "%.0f"), cell(m("kcat", mbps), "%.0f"),
 				cell(m("kgo", mbps), "%.0f"), cell(m("raw", mbps), "%.0f"),
 				ratio(m("ktape", mbps), m("kcat", mbps), "%.2f×"), ratio(m("ktape", mbps), m("kgo", mbps), "%.2f×"),

@@ -18,7 +18,7 @@ import (
 )
 
 const (
-	sinkPkg    = "github.com/ktape/ktape/bench/sink"
+	sinkPkg    = "github.com/ktape/ktape/bench/sink/cmd/sink"
 	producePkg = "github.com/ktape/ktape/bench/produce"
 	// sinkStartTimeout bounds how long a sink may take to say "ready",
 	// and to print its totals after SIGTERM.

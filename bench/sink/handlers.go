@@ -1,4 +1,4 @@
-package main
+package sink
 
 import (
 	"encoding/binary"
@@ -14,6 +14,8 @@ const (
 	errCorruptMessage      int16 = 2
 	errUnknownTopicOrPart  int16 = 3
 	errUnsupportedVersion  int16 = 35
+	errTopicAlreadyExists  int16 = 36
+	errInvalidPartitions   int16 = 37
 	errUnknownTopicID      int16 = 100
 	nodeID                 int32 = 1
 	clusterID                    = "ktape-sink"
@@ -36,6 +38,10 @@ var advertised = []struct {
 	{api.Metadata, api.Metadata.MinVersion, api.Metadata.MaxVersion, true},
 	{api.ApiVersions, api.ApiVersions.MinVersion, api.ApiVersions.MaxVersion, true},
 	{api.InitProducerId, api.InitProducerId.MinVersion, api.InitProducerId.MaxVersion, true},
+	{api.CreateTopics, api.CreateTopics.MinVersion, api.CreateTopics.MaxVersion, true},
+	// v0 answers with a list of offsets, which no client the sink serves
+	// asks for.
+	{api.ListOffsets, 1, api.ListOffsets.MaxVersion, true},
 }
 
 // Field handles, resolved once from the declarations.
@@ -48,6 +54,11 @@ var h = struct {
 	mdPErr, mdPIndex, mdPLeader, mdPEpoch, mdPReplicas, mdPIsr      protocol.Handle
 	ipErr, ipID, ipEpoch                                            protocol.Handle
 	prResps, prName, prID, prParts, prIndex, prErr, prBase, prStart protocol.Handle
+
+	ctReqTopics, ctReqName, ctReqParts, ctReqRF, ctValidate      protocol.Handle
+	ctTopics, ctName, ctID, ctErr, ctMsg, ctParts, ctRF          protocol.Handle
+	loReqTopics, loReqName, loReqParts, loReqIndex, loReqTS      protocol.Handle
+	loTopics, loName, loParts, loIndex, loErr, loTS, loOff, loEp protocol.Handle
 }{}
 
 func init() {
@@ -79,6 +90,29 @@ func init() {
 	h.prName, h.prID, h.prParts = prt.Handle("Name"), prt.Handle("TopicId"), prt.Handle("PartitionResponses")
 	prp := prt.Child(h.prParts)
 	h.prIndex, h.prErr, h.prBase, h.prStart = prp.Handle("Index"), prp.Handle("ErrorCode"), prp.Handle("BaseOffset"), prp.Handle("LogStartOffset")
+
+	cq := api.CreateTopics.Request
+	h.ctReqTopics, h.ctValidate = cq.Handle("Topics"), cq.Handle("ValidateOnly")
+	cqt := cq.Child(h.ctReqTopics)
+	h.ctReqName, h.ctReqParts, h.ctReqRF = cqt.Handle("Name"), cqt.Handle("NumPartitions"), cqt.Handle("ReplicationFactor")
+	cr := api.CreateTopics.Response
+	h.ctTopics = cr.Handle("Topics")
+	crt := cr.Child(h.ctTopics)
+	h.ctName, h.ctID, h.ctErr, h.ctMsg = crt.Handle("Name"), crt.Handle("TopicId"), crt.Handle("ErrorCode"), crt.Handle("ErrorMessage")
+	h.ctParts, h.ctRF = crt.Handle("NumPartitions"), crt.Handle("ReplicationFactor")
+
+	lq := api.ListOffsets.Request
+	h.loReqTopics = lq.Handle("Topics")
+	lqt := lq.Child(h.loReqTopics)
+	h.loReqName, h.loReqParts = lqt.Handle("Name"), lqt.Handle("Partitions")
+	lqp := lqt.Child(h.loReqParts)
+	h.loReqIndex, h.loReqTS = lqp.Handle("PartitionIndex"), lqp.Handle("Timestamp")
+	lr := api.ListOffsets.Response
+	h.loTopics = lr.Handle("Topics")
+	lrt := lr.Child(h.loTopics)
+	h.loName, h.loParts = lrt.Handle("Name"), lrt.Handle("Partitions")
+	lrp := lrt.Child(h.loParts)
+	h.loIndex, h.loErr, h.loTS, h.loOff, h.loEp = lrp.Handle("PartitionIndex"), lrp.Handle("ErrorCode"), lrp.Handle("Timestamp"), lrp.Handle("Offset"), lrp.Handle("LeaderEpoch")
 }
 
 // oneNode is the replica and ISR list of every partition. Read only.
@@ -108,7 +142,7 @@ func (s *sink) dispatch(c *conn, frame, dst []byte) ([]byte, error) {
 		if a != nil {
 			name = a.Name
 		}
-		return dst, fmt.Errorf("unsupported request %s v%d (the sink serves ApiVersions, Metadata, InitProducerId and Produce v%d+)", name, ver, minProduceVersion)
+		return dst, fmt.Errorf("unsupported request %s v%d (the sink serves ApiVersions, Metadata, CreateTopics, ListOffsets v1+, InitProducerId and Produce v%d+)", name, ver, minProduceVersion)
 	}
 	hdr, body, err := protocol.ParseRequestHeader(frame, a.RequestHeaderVersion(ver))
 	if err != nil {
@@ -129,6 +163,10 @@ func (s *sink) dispatch(c *conn, frame, dst []byte) ([]byte, error) {
 		return appendAPIVersions(dst, ver, hdr.CorrelationID, 0)
 	case api.InitProducerId.Key:
 		return s.initProducerID(dst, ver, hdr.CorrelationID)
+	case api.CreateTopics.Key:
+		return s.createTopics(c, dst, ver, hdr.CorrelationID, body)
+	case api.ListOffsets.Key:
+		return s.listOffsets(c, dst, ver, hdr.CorrelationID, body)
 	}
 	return dst, fmt.Errorf("%s v%d: no handler", a.Name, ver) // unreachable: isServed
 }
@@ -167,7 +205,8 @@ func (s *sink) initProducerID(dst []byte, ver int16, corr int32) ([]byte, error)
 }
 
 // metadata answers with this broker as the only one and every requested
-// topic (or every topic seen, for an all-topics request) led by it.
+// topic (or every topic that exists, for an all-topics request) led by
+// it, creating topics unless NoAutoCreate.
 func (s *sink) metadata(c *conn, dst []byte, ver int16, corr int32, body []byte) ([]byte, error) {
 	v, err := c.dec.Decode(api.Metadata.Request, ver, body)
 	if err != nil {
@@ -190,7 +229,16 @@ func (s *sink) metadata(c *conn, dst []byte, ver int16, corr int32, body []byte)
 			name := e.StringBytes(h.mdReqName)
 			switch {
 			case name != nil:
-				s.appendTopic(r, s.topics.byNameOrCreate(name), 0)
+				t := s.topics.lookupName(name)
+				if t == nil && !s.cfg.NoAutoCreate {
+					t, _ = s.topics.create(string(name), s.cfg.Partitions)
+				}
+				if t == nil {
+					tr := r.Append(h.mdTopics)
+					tr.Set(h.mdTErr, errUnknownTopicOrPart).Set(h.mdTName, string(name))
+					continue
+				}
+				s.appendTopic(r, t, 0)
 			default: // asked by id (v10+)
 				id := e.UUID(h.mdReqID)
 				if t := s.topics.lookupID(id); t != nil {
@@ -241,7 +289,12 @@ func (s *sink) produce(c *conn, dst []byte, ver int16, corr int32, body []byte) 
 		} else {
 			name := pt.Name()
 			tr.Set(h.prName, string(name))
-			t = s.topics.byNameOrCreate(name)
+			if t = s.topics.lookupName(name); t == nil && !s.cfg.NoAutoCreate {
+				t, _ = s.topics.create(string(name), s.cfg.Partitions)
+			}
+			if t == nil {
+				code = errUnknownTopicOrPart
+			}
 		}
 		for j := 0; j < pt.NumPartitions(); j++ {
 			idx, recs := pt.Partition(j)
@@ -309,4 +362,88 @@ func (s *sink) count(recs []byte) (int64, error) {
 		s.corrupt.Add(corrupt)
 	}
 	return n, nil
+}
+
+// createTopics creates each topic named with the partitions asked for;
+// everything else about it is accepted and ignored.
+func (s *sink) createTopics(c *conn, dst []byte, ver int16, corr int32, body []byte) ([]byte, error) {
+	v, err := c.dec.Decode(api.CreateTopics.Request, ver, body)
+	if err != nil {
+		return dst, fmt.Errorf("CreateTopics v%d: %w", ver, err)
+	}
+	validateOnly := ver >= 1 && v.Bool(h.ctValidate)
+	r := protocol.NewRecord(api.CreateTopics.Response)
+	topics := v.Array(h.ctReqTopics)
+	for i := 0; i < topics.Len(); i++ {
+		e := topics.At(i)
+		name := e.String(h.ctReqName)
+		n, rf := int(e.Int32(h.ctReqParts)), e.Int16(h.ctReqRF)
+		if n == -1 {
+			n = s.cfg.Partitions
+		}
+		if rf == -1 {
+			rf = 1
+		}
+		tr := r.Append(h.ctTopics)
+		tr.Set(h.ctName, name)
+		switch {
+		case n < 1 || n > 1<<20:
+			tr.Set(h.ctErr, errInvalidPartitions).Set(h.ctMsg, fmt.Sprintf("%d partitions: want 1 to %d", n, 1<<20))
+			continue
+		case validateOnly:
+			if s.topics.lookupName([]byte(name)) != nil {
+				tr.Set(h.ctErr, errTopicAlreadyExists)
+				continue
+			}
+		default:
+			t, created := s.topics.create(name, n)
+			if !created {
+				tr.Set(h.ctErr, errTopicAlreadyExists).Set(h.ctMsg, fmt.Sprintf("topic %s already exists", name))
+				continue
+			}
+			tr.Set(h.ctID, t.id)
+		}
+		tr.Set(h.ctErr, int16(0)).Set(h.ctParts, int32(n)).Set(h.ctRF, rf)
+	}
+	c.dec.Reset()
+	return appendResponse(dst, r, ver, corr)
+}
+
+// listOffsets answers a partition's earliest offset (0) and latest (the
+// next offset it would give); no record is found by timestamp.
+func (s *sink) listOffsets(c *conn, dst []byte, ver int16, corr int32, body []byte) ([]byte, error) {
+	v, err := c.dec.Decode(api.ListOffsets.Request, ver, body)
+	if err != nil {
+		return dst, fmt.Errorf("ListOffsets v%d: %w", ver, err)
+	}
+	r := protocol.NewRecord(api.ListOffsets.Response)
+	topics := v.Array(h.loReqTopics)
+	for i := 0; i < topics.Len(); i++ {
+		qt := topics.At(i)
+		name := qt.StringBytes(h.loReqName)
+		t := s.topics.lookupName(name)
+		tr := r.Append(h.loTopics)
+		tr.Set(h.loName, string(name))
+		parts := qt.Array(h.loReqParts)
+		for j := 0; j < parts.Len(); j++ {
+			qp := parts.At(j)
+			idx := qp.Int32(h.loReqIndex)
+			pr := tr.Append(h.loParts)
+			pr.Set(h.loIndex, idx)
+			if t == nil || idx < 0 || int(idx) >= len(t.next) {
+				pr.Set(h.loErr, errUnknownTopicOrPart)
+				continue
+			}
+			off := int64(-1)
+			switch qp.Int64(h.loReqTS) {
+			case -2, -4: // earliest, earliest local (KIP-405)
+				off = 0
+			case -1: // latest
+				off = t.next[idx].Load()
+			}
+			pr.Set(h.loErr, int16(0)).Set(h.loOff, off).Set(h.loTS, int64(-1)).Set(h.loEp, int32(0))
+		}
+	}
+	c.dec.Reset()
+	return appendResponse(dst, r, ver, corr)
 }

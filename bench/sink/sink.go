@@ -1,4 +1,4 @@
-package main
+package sink
 
 import (
 	"bufio"
@@ -25,10 +25,13 @@ const (
 // config is the sink's configuration. The zero value is not valid: see
 // validate.
 type config struct {
-	Partitions int          // partitions of every topic
-	Verify     bool         // CRC-check every batch
-	MaxFrame   int          // largest request accepted, in bytes
-	Log        *slog.Logger // errors; nil discards them
+	Partitions int  // partitions of topics created by Metadata or -topics
+	Verify     bool // CRC-check every batch
+	// NoAutoCreate answers Metadata for a topic that does not exist with
+	// UNKNOWN_TOPIC_OR_PARTITION instead of creating it.
+	NoAutoCreate bool
+	MaxFrame     int          // largest request accepted, in bytes
+	Log          *slog.Logger // errors; nil discards them
 }
 
 func (c *config) validate() error {
@@ -42,15 +45,6 @@ func (c *config) validate() error {
 		c.Log = slog.New(slog.DiscardHandler)
 	}
 	return nil
-}
-
-// totals are the sink's counters, printed as JSON on exit.
-type totals struct {
-	Records  int64 `json:"records"`
-	Batches  int64 `json:"batches"`
-	Bytes    int64 `json:"bytes"`
-	Requests int64 `json:"requests"`
-	Corrupt  int64 `json:"corrupt"`
 }
 
 // sink is a fake broker: one per listener. Its methods are safe for
@@ -71,11 +65,11 @@ type sink struct {
 }
 
 func newSink(cfg config) *sink {
-	return &sink{cfg: cfg, conns: make(map[net.Conn]struct{}), topics: topicRegistry{partitions: cfg.Partitions}}
+	return &sink{cfg: cfg, conns: make(map[net.Conn]struct{})}
 }
 
-func (s *sink) totals() totals {
-	return totals{
+func (s *sink) totals() Totals {
+	return Totals{
 		Records:  s.records.Load(),
 		Batches:  s.batches.Load(),
 		Bytes:    s.bytes.Load(),
@@ -203,37 +197,36 @@ type topic struct {
 	next []atomic.Int64
 }
 
-// topicRegistry holds every topic seen, by name and by id, created on first
-// sight.
+// topicRegistry holds every topic that exists, by name and by id.
 type topicRegistry struct {
-	partitions int
-
 	mu     sync.RWMutex
 	byName map[string]*topic
 	byID   map[[16]byte]*topic
 	order  []*topic // creation order, for all-topics metadata
 }
 
-// byNameOrCreate returns the topic named name, creating it.
-func (r *topicRegistry) byNameOrCreate(name []byte) *topic {
+// lookupName returns the topic named name, or nil.
+func (r *topicRegistry) lookupName(name []byte) *topic {
 	r.mu.RLock()
-	t := r.byName[string(name)]
-	r.mu.RUnlock()
-	if t != nil {
-		return t
-	}
+	defer r.mu.RUnlock()
+	return r.byName[string(name)]
+}
+
+// create returns the topic named name, creating it with partitions
+// partitions if it does not exist; created says whether it did not.
+func (r *topicRegistry) create(name string, partitions int) (t *topic, created bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if t = r.byName[string(name)]; t != nil {
-		return t
+	if t = r.byName[name]; t != nil {
+		return t, false
 	}
 	if r.byName == nil {
 		r.byName, r.byID = make(map[string]*topic), make(map[[16]byte]*topic)
 	}
-	t = &topic{name: string(name), id: topicID(name), next: make([]atomic.Int64, r.partitions)}
+	t = &topic{name: name, id: topicID([]byte(name)), next: make([]atomic.Int64, partitions)}
 	r.byName[t.name], r.byID[t.id] = t, t
 	r.order = append(r.order, t)
-	return t
+	return t, true
 }
 
 // lookupID returns the topic with id, or nil.

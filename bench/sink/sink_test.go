@@ -1,9 +1,10 @@
-package main
+package sink
 
 import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ktape/ktape/client"
 	"github.com/ktape/ktape/protocol"
 	"github.com/ktape/ktape/protocol/api"
 )
@@ -25,8 +27,15 @@ const testRecords = 10_000
 // and returns it and its address; it is closed when the test ends.
 func startSink(t *testing.T, partitions int, verify bool) (*sink, string, *lockedBuffer) {
 	t.Helper()
+	return startSinkConfig(t, config{Partitions: partitions, Verify: verify, MaxFrame: defaultMaxFrame})
+}
+
+// startSinkConfig is startSink with a whole configuration; its log goes to
+// the returned buffer.
+func startSinkConfig(t *testing.T, cfg config) (*sink, string, *lockedBuffer) {
+	t.Helper()
 	logs := &lockedBuffer{}
-	cfg := config{Partitions: partitions, Verify: verify, MaxFrame: defaultMaxFrame, Log: slog.New(slog.NewTextHandler(logs, nil))}
+	cfg.Log = slog.New(slog.NewTextHandler(logs, nil))
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +188,78 @@ func TestKgoAcksZero(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	checkTotals(t, s, n)
+}
+
+// TestCreateAndListOffsets drives the calls ktape restore makes before it
+// produces (Metadata, CreateTopics, ListOffsets) through ktape's client,
+// with automatic topic creation off, and checks the offsets after kgo
+// produced.
+func TestCreateAndListOffsets(t *testing.T) {
+	_, addr, _ := startSinkConfig(t, config{Partitions: 16, NoAutoCreate: true, Verify: true, MaxFrame: defaultMaxFrame})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.New(ctx, []string{addr}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	md, err := c.RefreshMetadata(ctx, []string{"restored"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tm := md.Topics["restored"]; tm == nil || !errors.Is(tm.Err, protocol.ErrorForCode(errUnknownTopicOrPart)) {
+		t.Fatalf("metadata of a topic not created: %+v, want UNKNOWN_TOPIC_OR_PARTITION", tm)
+	}
+	res := c.CreateTopics(ctx, []client.TopicSpec{{Name: "restored", NumPartitions: 3, ReplicationFactor: 3, Configs: map[string]string{"retention.ms": "-1"}}})
+	if err := res["restored"]; err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	res = c.CreateTopics(ctx, []client.TopicSpec{{Name: "restored", NumPartitions: 3, ReplicationFactor: 1}})
+	if err := res["restored"]; !errors.Is(err, protocol.ErrorForCode(errTopicAlreadyExists)) {
+		t.Fatalf("second create: %v, want TOPIC_ALREADY_EXISTS", err)
+	}
+	if md, err = c.RefreshMetadata(ctx, []string{"restored"}); err != nil {
+		t.Fatal(err)
+	}
+	if tm := md.Topics["restored"]; tm == nil || tm.Err != nil || len(tm.Partitions) != 3 {
+		t.Fatalf("metadata after create: %+v, want 3 partitions", tm)
+	}
+	offsets := func(ts int64) [3]int64 {
+		t.Helper()
+		q := map[client.TopicPartition]int64{}
+		for p := range int32(3) {
+			q[client.TopicPartition{Topic: "restored", Partition: p}] = ts
+		}
+		got, err := c.ListOffsets(ctx, client.ReadUncommitted, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out [3]int64
+		for tp, r := range got {
+			if r.Err != nil {
+				t.Fatalf("%s: %v", tp, r.Err)
+			}
+			out[tp.Partition] = r.Offset
+		}
+		return out
+	}
+	if lo, hi := offsets(client.Earliest), offsets(client.Latest); lo != [3]int64{} || hi != [3]int64{} {
+		t.Fatalf("new topic: earliest %v, latest %v; want zeros", lo, hi)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("restored"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := range 30 {
+		cl.Produce(ctx, &kgo.Record{Partition: int32(i % 2), Value: []byte{byte(i)}}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lo, hi := offsets(client.Earliest), offsets(client.Latest); lo != [3]int64{} || hi != [3]int64{15, 15, 0} {
+		t.Fatalf("after producing: earliest %v, latest %v; want zeros and [15 15 0]", lo, hi)
+	}
 }
 
 func TestSaramaProduce(t *testing.T) {

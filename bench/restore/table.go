@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/ktape/ktape/bench/internal/harness"
+)
+
+// confKey is one configuration of the matrix.
+type confKey struct {
+	target     string
+	size       int64
+	partitions int
+	codec      string
+	batchBytes int64
+}
+
+func (k confKey) String() string {
+	return fmt.Sprintf("%s, %s, %d partition(s), %s, %s batches", k.target, harness.SizeString(k.size), k.partitions, k.codec, harness.SizeString(k.batchBytes))
+}
+
+// writeTable reads result lines (several rounds, any order) and writes
+// markdown: per configuration, each impl's median figures and its MB/s
+// relative to ktape's; with summary, one row per configuration with the
+// ratios the targets name.
+func writeTable(r io.Reader, w io.Writer, summary bool) error {
+	runs := map[confKey]map[string][]result{}
+	var keys []confKey
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		var res result
+		if err := json.Unmarshal([]byte(text), &res); err != nil {
+			return fmt.Errorf("line %d: %w", line, err)
+		}
+		if res.Error != "" {
+			return fmt.Errorf("line %d: %s failed: %s", line, res.Impl, res.Error)
+		}
+		k := confKey{res.Target, res.SizeBytes, res.Partitions, res.Codec, res.BatchBytes}
+		if runs[k] == nil {
+			runs[k] = map[string][]result{}
+			keys = append(keys, k)
+		}
+		runs[k][res.Impl] = append(runs[k][res.Impl], res)
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	med := harness.MedianOf[result]
+	mbps := func(r result) float64 { return r.MBPerSec }
+	cpu := func(r result) float64 { return r.CPUPerGiB }
+	rss := func(r result) float64 { return r.MaxRSSMB }
+	cell := func(v float64, format string) string {
+		if v == 0 {
+			return "–"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	ratio := func(a, b float64) string {
+		if a == 0 || b == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f×", a/b)
+	}
+	if summary {
+		fmt.Fprintln(w, "| target, size, partitions, codec | ktape MB/s | kcat | kgo | ktape ÷ kcat | ktape ÷ kgo | CPU-s/GiB ktape · kcat · kgo | max RSS MB ktape · kcat · kgo |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---|---|")
+		for _, k := range keys {
+			m := func(impl string, f func(result) float64) float64 { return med(runs[k][impl], f) }
+			fmt.Fprintf(w, "| %s, %s, %d, %s | %s | %s | %s | %s | %s | %s · %s · %s | %s · %s · %s |\n",
+				k.target, harness.SizeString(k.size), k.partitions, k.codec,
+				cell(m("ktape", mbps), "%.0f"), cell(m("kcat", mbps), "%.0f"), cell(m("kgo", mbps), "%.0f"),
+				ratio(m("ktape", mbps), m("kcat", mbps)), ratio(m("ktape", mbps), m("kgo", mbps)),
+				cell(m("ktape", cpu), "%.2f"), cell(m("kcat", cpu), "%.2f"), cell(m("kgo", cpu), "%.2f"),
+				cell(m("ktape", rss), "%.0f"), cell(m("kcat", rss), "%.0f"), cell(m("kgo", rss), "%.0f"))
+		}
+		return nil
+	}
+	for _, k := range keys {
+		fmt.Fprintf(w, "\n**%s**\n\n", k)
+		fmt.Fprintln(w, "| impl | runs | MB/s | vs ktape | value MB/s | CPU-s/GiB | user · sys s/GiB | max RSS MB | seconds | batches received | MB received |")
+		fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+		base := med(runs[k]["ktape"], mbps)
+		for _, impl := range knownImpls {
+			rs := runs[k][impl]
+			if len(rs) == 0 {
+				continue
+			}
+			gib := float64(rs[0].TopicBytes) / (1 << 30)
+			fmt.Fprintf(w, "| %s | %d | %.0f | %s | %.0f | %.2f | %.2f · %.2f | %.0f | %.2f | %s | %s |\n", impl, len(rs),
+				med(rs, mbps), ratio(med(rs, mbps), base), med(rs, func(r result) float64 { return r.ValueMBPerSec }), med(rs, cpu),
+				med(rs, func(r result) float64 { return r.CPUUser / gib }), med(rs, func(r result) float64 { return r.CPUSys / gib }),
+				med(rs, rss), med(rs, func(r result) float64 { return r.Seconds }),
+				cell(med(rs, func(r result) float64 { return float64(r.TargetBatches) }), "%.0f"),
+				cell(med(rs, func(r result) float64 { return float64(r.TargetBytes) / 1e6 }), "%.0f"))
+		}
+	}
+	return nil
+}
