@@ -671,7 +671,7 @@ func (e *engine) add(p *partition, b record.Batch) error {
 			return err
 		}
 	}
-	if err := p.w.Append(b); err != nil {
+	if err := p.w.AppendChecked(b); err != nil { // the fetcher checked its CRC
 		return fmt.Errorf("backup: %s: %w", p.tp, err)
 	}
 	return nil
