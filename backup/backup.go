@@ -23,7 +23,6 @@
 package backup
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -135,7 +134,7 @@ type partition struct {
 	target  int64 // a snapshot's end; -1 in continuous mode
 	done    bool
 	aborted map[repo.Aborted]bool
-	buf     *bytes.Buffer
+	buf     *segBuf
 	w       *repo.SegmentWriter
 }
 
@@ -209,14 +208,10 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, opts Options
 		return nil, Stats{}, err
 	}
 	e := &engine{c: c, r: r, opts: opts, log: opts.Log, obs: opts.Observer, byTP: map[client.TopicPartition]*partition{}}
-	// A segment's buffer holds SegmentBytes and the batch that crosses it.
-	e.up = newUploader(r, e.obs, opts.Uploads, opts.SegmentBytes+1<<20)
+	e.up = newUploader(r, e.obs, opts.Uploads, opts.Memory/2)
 	defer e.up.wait() // no upload outlives the run
 	if err := e.plan(ctx); err != nil {
 		return nil, e.st, err
-	}
-	if int64(len(e.parts))*int64(e.up.size) > opts.Memory/2 {
-		e.up.size = 0 // so many partitions that buffers grow as needed
 	}
 	e.f = client.NewFetcher(c, client.FetchConfig{Isolation: opts.Isolation, Budget: opts.Memory / 2, OutOfRange: client.OutOfRangeSkipToStart})
 	defer e.f.Close()
@@ -671,7 +666,7 @@ func (e *engine) add(p *partition, b record.Batch) error {
 			return err
 		}
 	}
-	if err := p.w.Append(b); err != nil {
+	if err := p.w.AppendChecked(b); err != nil { // the fetcher checked its CRC
 		return fmt.Errorf("backup: %s: %w", p.tp, err)
 	}
 	return nil

@@ -19,9 +19,11 @@ import (
 	"github.com/ktape/ktape/internal/kfaketest"
 	"github.com/ktape/ktape/internal/repotest"
 	"github.com/ktape/ktape/internal/s3test"
+	"github.com/ktape/ktape/record"
 	"github.com/ktape/ktape/repo"
 	"github.com/ktape/ktape/storage"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func records(prefix string, n int) []*kgo.Record {
@@ -466,5 +468,66 @@ func TestBackupToCloud(t *testing.T) {
 			}
 			repotest.CheckAgainstBroker(t, c, st, m2)
 		})
+	}
+}
+
+// A batch whose CRC-32C does not match its bytes (a damaged log on the
+// broker, a flipped bit on the way) fails the backup with an error naming
+// the CRC, and no backup is written. The fetcher checks every batch's CRC
+// and the segment writer relies on that (AppendChecked): this test fails
+// if neither checks.
+func TestCorruptBatchFailsBackup(t *testing.T) {
+	c := kfaketest.Start(t, kfaketest.Topics(1, "orders"))
+	c.Produce(t, "orders", 0, records("a", 20)...) // so that the broker's offsets say 0 to 20
+	var data []byte
+	var bld record.Builder
+	for base := int64(0); base < 20; base += 10 {
+		h := record.NoProducer
+		h.BaseOffset = base
+		bld.Reset(data, h, nil)
+		for i := 0; i < 10; i++ {
+			bld.Append(1700000000000, []byte(fmt.Sprint("k", base+int64(i))), bytes.Repeat([]byte("v"), 100), nil)
+		}
+		var err error
+		if data, _, err = bld.Finish(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data[len(data)-50] ^= 0x40 // inside the second batch's records: its framing is whole, its CRC wrong
+	kf := c.Kfake()
+	var served atomic.Int32
+	kf.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		kf.KeepControl()
+		r := req.(*kmsg.FetchRequest)
+		resp := r.ResponseKind().(*kmsg.FetchResponse)
+		for _, rt := range r.Topics {
+			st := kmsg.NewFetchResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewFetchResponseTopicPartition()
+				sp.Partition, sp.HighWatermark, sp.LastStableOffset = rp.Partition, 20, 20
+				if rp.FetchOffset == 0 {
+					sp.RecordBatches = data
+					served.Add(1)
+				}
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	cl := newClient(t, c)
+	_, r := openRepo(t, t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _, err := Run(ctx, cl, r, Options{Compression: "none", SkipGroups: true})
+	if err == nil || !strings.Contains(err.Error(), "CRC-32C") {
+		t.Fatalf("backup of a corrupt batch: %v, want an error naming its CRC-32C", err)
+	}
+	if served.Load() == 0 {
+		t.Fatal("the corrupt batch was never served")
+	}
+	if ids, err := r.Backups(context.Background()); err != nil || len(ids) != 0 {
+		t.Fatalf("backups after the failure: %v, %v", ids, err)
 	}
 }

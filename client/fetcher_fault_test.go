@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -328,5 +330,45 @@ func TestFetcherSurvivesRepeatedBrokerRestarts(t *testing.T) {
 	}
 	if restarted.Load() == 0 {
 		t.Fatal("no broker was restarted while fetching; the test proved nothing")
+	}
+}
+
+// A batch whose CRC-32C does not match its bytes stops the partition with
+// an error naming the CRC: nothing of the response is delivered as data.
+// The backup engine relies on this check (its segment writer does not
+// repeat it).
+func TestFetcherCorruptBatch(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	produce(t, c, "t", 1, 50, kgo.NoCompression())
+	raw := bytes.Clone(rawRecords(t, c, "t"))
+	raw[len(raw)-5] ^= 1 // in the last batch's last record
+	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		r := req.(*kmsg.FetchRequest)
+		resp := r.ResponseKind().(*kmsg.FetchResponse)
+		rt := kmsg.NewFetchResponseTopic()
+		rt.Topic, rt.TopicID = r.Topics[0].Topic, r.Topics[0].TopicID
+		rp := kmsg.NewFetchResponseTopicPartition()
+		rp.HighWatermark, rp.LastStableOffset = 50, 50
+		rp.RecordBatches = raw
+		rt.Partitions = append(rt.Partitions, rp)
+		resp.Topics = append(resp.Topics, rt)
+		return resp, nil, true
+	})
+	f := NewFetcher(newFetchClient(t, c), FetchConfig{})
+	defer f.Close()
+	f.Assign(TopicPartition{"t", 0}, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fe, err := f.Poll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fe.Release()
+	if len(fe.Partitions) != 1 {
+		t.Fatalf("%d partitions delivered", len(fe.Partitions))
+	}
+	if fp := fe.Partitions[0]; fp.Err == nil || !strings.Contains(fp.Err.Error(), "CRC-32C") || len(fp.Records) != 0 {
+		t.Fatalf("corrupt batch delivered as %d bytes, error %v; want no records and an error naming the CRC", len(fp.Records), fp.Err)
 	}
 }

@@ -72,8 +72,14 @@ func Open(ctx context.Context, st *storage.Store, init bool) (*Repository, error
 // manifest's reference to it. Storing a segment again with the same bytes
 // (a resumed backup re-fetching the same batches) is not an error.
 func (r *Repository) PutSegment(ctx context.Context, topic, topicID string, partition int32, stored []byte, seg *Segment) (SegmentRef, error) {
+	return r.PutSegmentParts(ctx, topic, topicID, partition, [][]byte{stored}, seg)
+}
+
+// PutSegmentParts is PutSegment for a segment's stored bytes held in
+// pieces (a buffer of chunks), in order.
+func (r *Repository) PutSegmentParts(ctx context.Context, topic, topicID string, partition int32, stored [][]byte, seg *Segment) (SegmentRef, error) {
 	key := SegmentKey(topic, topicID, partition, seg)
-	if err := r.st.Create(ctx, key, stored); err != nil {
+	if err := r.st.CreateParts(ctx, key, stored); err != nil {
 		return SegmentRef{}, err
 	}
 	if err := r.st.Create(ctx, IndexKey(key), seg.AppendIndex(nil)); err != nil {

@@ -120,10 +120,31 @@ func NewSegmentWriter(w io.Writer, f Framing, chunkSize int) (*SegmentWriter, er
 // Append adds a batch (checked: its framing and CRC-32C) after the ones
 // before it. Only v2 batches are accepted.
 func (s *SegmentWriter) Append(b record.Batch) error {
+	return s.append(b, true)
+}
+
+// AppendChecked is Append for a batch whose CRC-32C the caller has
+// checked already, as a client.Fetcher does for every batch it delivers:
+// it checks the batch's framing, not its CRC, so that the backup path
+// reads each batch's bytes for its CRC once.
+func (s *SegmentWriter) AppendChecked(b record.Batch) error {
+	return s.append(b, false)
+}
+
+func (s *SegmentWriter) append(b record.Batch, crc bool) error {
 	if s.err != nil {
 		return s.err
 	}
-	if err := b.Validate(); err != nil {
+	var err error
+	if crc {
+		err = b.Validate()
+	} else {
+		err = b.ValidateFraming()
+	}
+	if err != nil {
+		if len(b) < record.HeaderSize {
+			return fmt.Errorf("repo: segment: batch: %w", err)
+		}
 		return fmt.Errorf("repo: segment: batch at offset %d: %w", b.BaseOffset(), err)
 	}
 	if n := len(s.seg.Entries); n > 0 && b.BaseOffset() <= s.seg.Entries[n-1].LastOffset {

@@ -173,6 +173,25 @@ func TestSegmentWriterRefuses(t *testing.T) {
 	if err := w.Append(bad); err == nil || !strings.Contains(err.Error(), "offset") {
 		t.Fatalf("corrupt batch: %v", err)
 	}
+	// AppendChecked leaves the CRC to the caller, and checks the rest.
+	w, _ = NewSegmentWriter(&bytes.Buffer{}, FramingNone, 0)
+	if err := w.AppendChecked(bad); err != nil {
+		t.Fatalf("AppendChecked of a batch with a wrong CRC: %v (its CRC is the caller's to check)", err)
+	}
+	magic := record.Batch(bytes.Clone(batches[0]))
+	magic[16] = 1
+	for name, b := range map[string]record.Batch{"short": batches[0][:40], "cut": batches[0][:len(batches[0])-1], "magic 1": magic} {
+		for _, checked := range []bool{false, true} {
+			w, _ = NewSegmentWriter(&bytes.Buffer{}, FramingNone, 0)
+			append := w.Append
+			if checked {
+				append = w.AppendChecked
+			}
+			if err := append(b); err == nil {
+				t.Fatalf("%s batch (checked %v): accepted", name, checked)
+			}
+		}
+	}
 	if len(batches) > 1 {
 		w, _ = NewSegmentWriter(&bytes.Buffer{}, FramingNone, 0)
 		if err := w.Append(batches[1]); err != nil {

@@ -133,6 +133,79 @@ func TestCreateLargeObject(t *testing.T) {
 	}
 }
 
+// An object given in pieces is stored as their concatenation, on every
+// store, whatever the pieces' sizes (empty ones, one over a multipart
+// part); the same pieces again, or the same bytes whole, are no conflict.
+func TestCreateParts(t *testing.T) {
+	ctx := context.Background()
+	whole := make([]byte, partSize+3<<20+7)
+	rand.Read(whole)
+	parts := [][]byte{whole[:0], whole[:5], whole[5 : 1<<20], whole[1<<20 : 1<<20], whole[1<<20 : partSize+2<<20], whole[partSize+2<<20:]}
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			if err := s.CreateParts(ctx, "segments/parts.seg", parts); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Get(ctx, "segments/parts.seg")
+			if err != nil || !bytes.Equal(got, whole) {
+				t.Fatalf("read back %d bytes of %d: %v", len(got), len(whole), err)
+			}
+			if err := s.CreateParts(ctx, "segments/parts.seg", parts); err != nil {
+				t.Fatalf("the same parts again: %v", err)
+			}
+			if err := s.Create(ctx, "segments/parts.seg", whole); err != nil {
+				t.Fatalf("the same bytes whole: %v", err)
+			}
+			other := [][]byte{whole[:5], bytes.Repeat([]byte{0}, len(whole)-5)}
+			if err := s.CreateParts(ctx, "segments/parts.seg", other); !errors.Is(err, ErrConflict) {
+				t.Fatalf("other parts of the same length: %v", err)
+			}
+		})
+	}
+}
+
+// A partsReader hands a Writer the parts in order, straight from them,
+// never more than writePiece bytes at a time; its Read gives the same
+// bytes.
+func TestPartsReader(t *testing.T) {
+	whole := make([]byte, 3*writePiece+100)
+	rand.Read(whole)
+	parts := [][]byte{nil, whole[:10], whole[10 : 2*writePiece+50], {}, whole[2*writePiece+50:]}
+	var w pieceWriter
+	n, err := (&partsReader{parts: parts}).WriteTo(&w)
+	if err != nil || n != int64(len(whole)) || !bytes.Equal(w.buf.Bytes(), whole) {
+		t.Fatalf("WriteTo: %d bytes, %v; same bytes: %v", n, err, bytes.Equal(w.buf.Bytes(), whole))
+	}
+	for _, p := range w.pieces {
+		if p == 0 || p > writePiece {
+			t.Fatalf("pieces written %v: want each 1 to %d bytes", w.pieces, writePiece)
+		}
+	}
+	var got bytes.Buffer
+	r := &partsReader{parts: parts}
+	p := make([]byte, 7777)
+	for {
+		n, err := r.Read(p)
+		got.Write(p[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !bytes.Equal(got.Bytes(), whole) {
+		t.Fatalf("Read gave %d bytes, not the %d of the parts", got.Len(), len(whole))
+	}
+}
+
+type pieceWriter struct {
+	buf    bytes.Buffer
+	pieces []int
+}
+
+func (w *pieceWriter) Write(p []byte) (int, error) {
+	w.pieces = append(w.pieces, len(p))
+	return w.buf.Write(p)
+}
+
 // A large object really goes up in parts on each cloud store, where the
 // parts can be seen: S3's ETag counts them, Azure lists a blob's committed
 // blocks, and GCS's chunks of a resumable upload are counted on their
