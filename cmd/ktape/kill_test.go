@@ -32,6 +32,32 @@ func buildKtape(t *testing.T) string {
 	return bin
 }
 
+// runOrKill runs ktape with args and returns its output if it succeeds
+// within limit; otherwise it kills it with SIGKILL (no chance to clean
+// up) and reports that. A failure is fatal.
+func runOrKill(t *testing.T, bin string, args []string, limit time.Duration) (stdout []byte, killed bool) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", args[0], err, errOut.String())
+		}
+		return out.Bytes(), false
+	case <-time.After(limit):
+		cmd.Process.Kill()
+		<-exited
+		return nil, true
+	}
+}
+
 // A backup killed with SIGKILL again and again, at points further and
 // further in, then allowed to finish: the backup it finally writes is
 // the first run's, resumed from checkpoints; verify --deep is clean, and
@@ -70,25 +96,11 @@ func TestKillAndResume(t *testing.T) {
 		if delay > 5*time.Second {
 			t.Fatal("the backup did not finish")
 		}
-		cmd := exec.Command(bin, args...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Fatalf("backup: %v\n%s", err, stderr.String())
+		if out, killed := runOrKill(t, bin, args, delay); !killed {
+			if err := json.Unmarshal(out, &done); err != nil {
+				t.Fatalf("backup --json: %v: %q", err, out)
 			}
-			if err := json.Unmarshal(stdout.Bytes(), &done); err != nil {
-				t.Fatalf("backup --json: %v: %q", err, stdout.String())
-			}
-		case <-time.After(delay):
-			cmd.Process.Kill() // SIGKILL: no chance to clean up
-			<-exited
+		} else {
 			kills++
 			run, finished := runs(t, dir)
 			if first == "" && run != "" {
@@ -290,25 +302,11 @@ func TestRestoreKillAndResume(t *testing.T) {
 		if delay > 10*time.Second {
 			t.Fatal("the restore did not finish")
 		}
-		cmd := exec.Command(bin, args...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Fatalf("restore: %v\n%s", err, stderr.String())
+		if out, killed := runOrKill(t, bin, args, delay); !killed {
+			if err := json.Unmarshal(out, &done); err != nil {
+				t.Fatalf("restore --json: %v: %q", err, out)
 			}
-			if err := json.Unmarshal(stdout.Bytes(), &done); err != nil {
-				t.Fatalf("restore --json: %v: %q", err, stdout.String())
-			}
-		case <-time.After(delay):
-			cmd.Process.Kill()
-			<-exited
+		} else {
 			kills++
 			continue
 		}
