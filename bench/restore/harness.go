@@ -244,6 +244,8 @@ func (r *runner) runOne(impl, target string, k inputKey, in *input, rep int) res
 		res.Error = stopErr.Error()
 	case got.Corrupt > 0:
 		res.Error = fmt.Sprintf("the sink found %d corrupt batches", got.Corrupt)
+	case target == "sink" && got.Codecs[k.codec] != got.Batches:
+		res.Error = fmt.Sprintf("the sink received batches in codecs %v, not all %s", got.Codecs, k.codec)
 	case res.TargetRecords != ti.Records:
 		res.Error = fmt.Sprintf("the %s holds %d records; the topic %d", target, res.TargetRecords, ti.Records)
 	case res.RecordsSent != 0 && res.RecordsSent != ti.Records:

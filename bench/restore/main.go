@@ -99,7 +99,8 @@
 // target_records, target_batches, target_bytes,
 // target_requests: what the broker received (the sink; kfake gives only
 // records). A run fails (field "error") if the client exits non-zero or
-// the broker did not receive every record.
+// the broker did not receive every record, or (the sink) a batch not in
+// the topic's codec.
 package main
 
 import (

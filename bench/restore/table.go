@@ -86,8 +86,8 @@ func writeTable(r io.Reader, w io.Writer, summary bool) error {
 	}
 	for _, k := range keys {
 		fmt.Fprintf(w, "\n**%s**\n\n", k)
-		fmt.Fprintln(w, "| impl | runs | MB/s | vs ktape | value MB/s | CPU-s/GiB | user · sys s/GiB | max RSS MB | seconds | batches received | MB received |")
-		fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| impl | runs | MB/s | range | vs ktape | value MB/s | CPU-s/GiB | user · sys s/GiB | max RSS MB | seconds | batches received | MB received |")
+		fmt.Fprintln(w, "|---|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|")
 		base := med(runs[k]["ktape"], mbps)
 		for _, impl := range knownImpls {
 			rs := runs[k][impl]
@@ -95,8 +95,12 @@ func writeTable(r io.Reader, w io.Writer, summary bool) error {
 				continue
 			}
 			gib := float64(rs[0].TopicBytes) / (1 << 30)
-			fmt.Fprintf(w, "| %s | %d | %.0f | %s | %.0f | %.2f | %.2f · %.2f | %.0f | %.2f | %s | %s |\n", impl, len(rs),
-				med(rs, mbps), ratio(med(rs, mbps), base), med(rs, func(r result) float64 { return r.ValueMBPerSec }), med(rs, cpu),
+			lo, hi := rs[0].MBPerSec, rs[0].MBPerSec
+			for _, r := range rs {
+				lo, hi = min(lo, r.MBPerSec), max(hi, r.MBPerSec)
+			}
+			fmt.Fprintf(w, "| %s | %d | %.0f | %.0f–%.0f | %s | %.0f | %.2f | %.2f · %.2f | %.0f | %.2f | %s | %s |\n", impl, len(rs),
+				med(rs, mbps), lo, hi, ratio(med(rs, mbps), base), med(rs, func(r result) float64 { return r.ValueMBPerSec }), med(rs, cpu),
 				med(rs, func(r result) float64 { return r.CPUUser / gib }), med(rs, func(r result) float64 { return r.CPUSys / gib }),
 				med(rs, rss), med(rs, func(r result) float64 { return r.Seconds }),
 				cell(med(rs, func(r result) float64 { return float64(r.TargetBatches) }), "%.0f"),

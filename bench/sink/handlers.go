@@ -19,23 +19,29 @@ const (
 	errUnknownTopicID      int16 = 100
 	nodeID                 int32 = 1
 	clusterID                    = "ktape-sink"
-	minProduceVersion      int16 = 3 // record batches v2 (Kafka 0.11); older message sets are not counted
 	apiVersionsFallbackVer int16 = 0
 )
 
 // advertised lists the APIs and versions ApiVersions announces: every
-// version ktape declares, except Produce below v3. Fetch is announced but
-// not served: librdkafka enables record batches v2 (its MsgVer2 feature)
-// only if the broker supports Produce v3 and Fetch v4, and otherwise sends
-// legacy message sets; it never fetches as a producer.
+// version ktape declares. Two are announced only for what librdkafka infers
+// from them, and not served: Fetch, since librdkafka enables record batches
+// v2 (its MsgVer2 feature) only if the broker supports Produce v3 and Fetch
+// v4, and otherwise sends legacy message sets; and FindCoordinator, since
+// librdkafka enables lz4 only if the broker supports it (a proxy for Kafka
+// 0.8.2). librdkafka up to 2.11 also compresses with lz4, gzip or snappy
+// only if Produce v0 is announced, so Produce is announced from v0 as real
+// brokers announce it; what a Produce below v3 carries (legacy message
+// sets) is answered CORRUPT_MESSAGE. Without these, librdkafka silently
+// sends uncompressed batches.
 var advertised = []struct {
 	api      *protocol.API
 	min, max int16
 	serve    bool
 }{
-	{api.Produce, minProduceVersion, api.Produce.MaxVersion, true},
+	{api.Produce, api.Produce.MinVersion, api.Produce.MaxVersion, true},
 	{api.Fetch, api.Fetch.MinVersion, api.Fetch.MaxVersion, false},
 	{api.Metadata, api.Metadata.MinVersion, api.Metadata.MaxVersion, true},
+	{api.FindCoordinator, api.FindCoordinator.MinVersion, api.FindCoordinator.MaxVersion, false},
 	{api.ApiVersions, api.ApiVersions.MinVersion, api.ApiVersions.MaxVersion, true},
 	{api.InitProducerId, api.InitProducerId.MinVersion, api.InitProducerId.MaxVersion, true},
 	{api.CreateTopics, api.CreateTopics.MinVersion, api.CreateTopics.MaxVersion, true},
@@ -142,7 +148,7 @@ func (s *sink) dispatch(c *conn, frame, dst []byte) ([]byte, error) {
 		if a != nil {
 			name = a.Name
 		}
-		return dst, fmt.Errorf("unsupported request %s v%d (the sink serves ApiVersions, Metadata, CreateTopics, ListOffsets v1+, InitProducerId and Produce v%d+)", name, ver, minProduceVersion)
+		return dst, fmt.Errorf("unsupported request %s v%d (the sink serves ApiVersions, Metadata, CreateTopics, ListOffsets v1+, InitProducerId and Produce)", name, ver)
 	}
 	hdr, body, err := protocol.ParseRequestHeader(frame, a.RequestHeaderVersion(ver))
 	if err != nil {
@@ -331,9 +337,13 @@ func (s *sink) produce(c *conn, dst []byte, ver int16, corr int32, body []byte) 
 // still accepted.
 func (s *sink) count(recs []byte) (int64, error) {
 	var n, batches, corrupt int64
+	var codecs [len(s.codecs)]int64
 	it := record.NewIter(recs)
 	for it.Next() {
 		b := it.Batch()
+		if c := int(b.Codec()); c < len(codecs) {
+			codecs[c]++
+		}
 		if s.cfg.Verify {
 			if err := b.Validate(); err != nil {
 				corrupt++
@@ -357,6 +367,11 @@ func (s *sink) count(recs []byte) (int64, error) {
 	}
 	s.records.Add(n)
 	s.batches.Add(batches)
+	for c, k := range codecs {
+		if k > 0 {
+			s.codecs[c].Add(k)
+		}
+	}
 	s.bytes.Add(int64(len(recs)))
 	if corrupt > 0 {
 		s.corrupt.Add(corrupt)

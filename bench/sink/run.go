@@ -9,8 +9,9 @@
 // client with pipelined requests answered in order:
 //
 //   - ApiVersions: the versions ktape declares for the APIs below, and
-//     for Fetch, which librdkafka needs to see before it sends record
-//     batches v2 (Fetch itself is not served). A
+//     for Fetch and FindCoordinator, which librdkafka needs to see before
+//     it sends record batches v2 and compresses with lz4 (they are not
+//     served; see advertised in handlers.go). A
 //     client that sends a newer ApiVersions than ktape knows gets
 //     UNSUPPORTED_VERSION at v0 with the ranges, as real brokers answer,
 //     and retries at a version both know.
@@ -32,8 +33,8 @@
 //     (headers only: NumRecords is counted, records are not parsed) and
 //     answered with error 0 and a base offset taken from a per-partition
 //     counter advanced by the record count. With acks=0 no response is
-//     sent. Legacy message sets (magic 0 and 1) are answered with
-//     CORRUPT_MESSAGE; Produce v3+ (Kafka 0.11) is advertised only.
+//     sent. Legacy message sets (magic 0 and 1, which Produce below v3
+//     carries) are answered with CORRUPT_MESSAGE.
 //
 // Any other request is logged as an error on stderr and its connection is
 // closed; so is a malformed frame.
@@ -49,10 +50,10 @@
 // On start it prints "listening on HOST:PORT" and then "ready" on stdout.
 // On SIGINT or SIGTERM it prints one JSON line of totals and exits 0:
 //
-//	{"records":N,"batches":B,"bytes":M,"requests":R,"corrupt":C}
+//	{"records":N,"batches":B,"bytes":M,"requests":R,"corrupt":C,"codecs":{"lz4":B}}
 //
 // records and batches count what Produce requests carried; bytes is the
-// size of their record sets; requests counts every request answered (or,
+// size of their record sets; codecs counts the batches by compression; requests counts every request answered (or,
 // for acks=0, accepted); corrupt counts batches with bad framing, and with
 // -verify also batches whose CRC-32C or header does not check out (they are
 // still acknowledged, so that a client does not retry them forever; a
@@ -79,6 +80,8 @@ type Totals struct {
 	Bytes    int64 `json:"bytes"`
 	Requests int64 `json:"requests"`
 	Corrupt  int64 `json:"corrupt"`
+	// Codecs counts the batches received by compression codec name.
+	Codecs map[string]int64 `json:"codecs"`
 }
 
 // Run is the sink command: it parses args, serves until SIGINT or SIGTERM,

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ktape/ktape/protocol"
+	"github.com/ktape/ktape/record"
 )
 
 const (
@@ -54,6 +55,9 @@ type sink struct {
 
 	records, batches, bytes, requests, corrupt atomic.Int64
 	producerIDs                                atomic.Int64
+	// codecs counts batches by compression codec (attributes bits 0-2:
+	// none, gzip, snappy, lz4, zstd).
+	codecs [5]atomic.Int64
 
 	topics topicRegistry
 
@@ -69,13 +73,20 @@ func newSink(cfg config) *sink {
 }
 
 func (s *sink) totals() Totals {
-	return Totals{
+	t := Totals{
 		Records:  s.records.Load(),
 		Batches:  s.batches.Load(),
 		Bytes:    s.bytes.Load(),
 		Requests: s.requests.Load(),
 		Corrupt:  s.corrupt.Load(),
+		Codecs:   map[string]int64{},
 	}
+	for c := range s.codecs {
+		if n := s.codecs[c].Load(); n > 0 {
+			t.Codecs[record.Codec(c).String()] = n
+		}
+	}
+	return t
 }
 
 // serve accepts connections on ln until ln is closed (by close or by the

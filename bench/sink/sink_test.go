@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -357,8 +358,36 @@ func TestApiVersionsNewerThanKnown(t *testing.T) {
 	if got := found[18]; got != [2]int16{0, api.ApiVersions.MaxVersion} {
 		t.Errorf("ApiVersions range %v", got)
 	}
-	if got := found[0]; got != [2]int16{minProduceVersion, api.Produce.MaxVersion} {
+	// librdkafka compresses only if Produce v0 and FindCoordinator are
+	// announced (TestKcatCompresses).
+	if got := found[0]; got != [2]int16{0, api.Produce.MaxVersion} {
 		t.Errorf("Produce range %v", got)
+	}
+	if _, ok := found[api.FindCoordinator.Key]; !ok {
+		t.Errorf("FindCoordinator not announced")
+	}
+}
+
+// TestKcatCompresses produces with kcat (librdkafka) in every codec and
+// checks that the sink received batches in that codec: librdkafka sends
+// uncompressed batches, silently, to a broker whose ApiVersions do not
+// look like Kafka 0.8.2 or later.
+func TestKcatCompresses(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		t.Skip("kcat is not installed (scripts/test.sh installs it)")
+	}
+	for _, codec := range []string{"gzip", "snappy", "lz4", "zstd"} {
+		s, addr, _ := startSink(t, 1, true)
+		cmd := exec.Command(kcat, "-P", "-b", addr, "-t", "bench", "-z", codec, "-X", "linger.ms=1")
+		cmd.Stdin = strings.NewReader(strings.Repeat("a record that compresses, a record that compresses\n", 1000))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kcat -z %s: %v\n%s", codec, err, out)
+		}
+		got := s.totals()
+		if got.Records != 1000 || got.Corrupt != 0 || got.Codecs[codec] != got.Batches {
+			t.Errorf("kcat -z %s: the sink received %+v; want 1000 records, every batch %s", codec, got, codec)
+		}
 	}
 }
 
