@@ -101,6 +101,7 @@ type SegmentWriter struct {
 	chunkFrom int    // index of the chunk's first entry
 	seg       Segment
 	err       error
+	noHash    bool // DeferHash
 }
 
 // NewSegmentWriter starts a segment with the given framing; chunkSize 0
@@ -116,6 +117,12 @@ func NewSegmentWriter(w io.Writer, f Framing, chunkSize int) (*SegmentWriter, er
 	}
 	return &SegmentWriter{w: w, sha: sha256.New(), framing: f, chunkSize: chunkSize, seg: Segment{Framing: f}}, nil
 }
+
+// DeferHash leaves the segment's SHA-256 to the caller, who must call
+// Segment.Hash on the stored bytes before naming or storing the segment:
+// the goroutine that stores a segment can hash it while the one that
+// writes segments goes on to the next. Call it before the first Append.
+func (s *SegmentWriter) DeferHash() { s.noHash = true }
 
 // Append adds a batch (checked: its framing and CRC-32C) after the ones
 // before it. Only v2 batches are accepted.
@@ -179,7 +186,9 @@ func (s *SegmentWriter) write(p []byte) error {
 		s.err = fmt.Errorf("repo: segment: write: %w", err)
 		return s.err
 	}
-	s.sha.Write(p)
+	if !s.noHash {
+		s.sha.Write(p)
+	}
 	s.seg.StoredLen += uint64(len(p))
 	return nil
 }
@@ -231,9 +240,21 @@ func (s *SegmentWriter) Close() (*Segment, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	copy(s.seg.SHA256[:], s.sha.Sum(nil))
+	if !s.noHash {
+		copy(s.seg.SHA256[:], s.sha.Sum(nil))
+	}
 	s.err = errors.New("repo: segment: closed")
 	return &s.seg, nil
+}
+
+// Hash sets the segment's SHA-256 from its stored bytes, given in pieces
+// in order: for a segment written with DeferHash.
+func (s *Segment) Hash(stored [][]byte) {
+	h := sha256.New()
+	for _, p := range stored {
+		h.Write(p)
+	}
+	copy(s.SHA256[:], h.Sum(nil))
 }
 
 // Index file layout (FORMAT.md).
