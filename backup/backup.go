@@ -211,7 +211,10 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, opts Options
 		return nil, Stats{}, err
 	}
 	e := &engine{c: c, r: r, opts: opts, log: opts.Log, obs: opts.Observer, byTP: map[client.TopicPartition]*partition{}}
-	e.up = newUploader(r, e.obs, opts.Uploads, opts.Memory/2)
+	// The pool keeps what segments may hold, half the budget, and a little
+	// over: the engine counts a partition's share of a fetch before it
+	// seals segments or waits for uploads.
+	e.up = newUploader(r, e.obs, opts.Uploads, opts.Memory/2+opts.Memory/16)
 	defer e.up.wait() // no upload outlives the run
 	if err := e.plan(ctx); err != nil {
 		return nil, e.st, err
@@ -669,6 +672,7 @@ func (e *engine) add(p *partition, b record.Batch) error {
 			return err
 		}
 		p.w.DeferHash() // the uploader hashes it
+		e.up.reuseEntries(p.w)
 	}
 	if err := p.w.AppendChecked(b); err != nil { // the fetcher checked its CRC
 		return fmt.Errorf("backup: %s: %w", p.tp, err)

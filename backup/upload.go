@@ -17,6 +17,8 @@ type uploader struct {
 	obs   Observer
 	slots chan struct{}
 	pool  *chunkPool // the chunks of segments' buffers, reused
+	// entries are index entries of stored segments, for the next ones.
+	entries chan []repo.IndexEntry
 
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -28,7 +30,7 @@ type uploader struct {
 // newUploader stores up to n segments at a time, and keeps up to keep
 // bytes of segment buffers for reuse.
 func newUploader(r *repo.Repository, obs Observer, n int, keep int64) *uploader {
-	u := &uploader{r: r, obs: obs, slots: make(chan struct{}, n), pool: newChunkPool(keep)}
+	u := &uploader{r: r, obs: obs, slots: make(chan struct{}, n), pool: newChunkPool(keep), entries: make(chan []repo.IndexEntry, 2*n)}
 	u.cond = sync.NewCond(&u.mu)
 	return u
 }
@@ -39,6 +41,16 @@ func newUploader(r *repo.Repository, obs Observer, n int, keep int64) *uploader 
 // collector its old arrays (with eight partitions, a seventh of a
 // backup's CPU, and a peak RSS well over the budget).
 func (u *uploader) buffer() *segBuf { return &segBuf{pool: u.pool} }
+
+// reuseEntries gives w the index entries of a stored segment to build its
+// own in, if there are any: so that indexes leave no garbage either.
+func (u *uploader) reuseEntries(w *repo.SegmentWriter) {
+	select {
+	case e := <-u.entries:
+		w.ReuseEntries(e)
+	default:
+	}
+}
 
 // A stored segment: its partition, and the manifest's reference to it
 // once its upload has finished (read it after wait).
@@ -82,6 +94,10 @@ func (u *uploader) put(ctx context.Context, p *partition, buf *segBuf, seg *repo
 			u.obs.Stored(StoreEvent{TopicPartition: tp, Segment: ref, Took: time.Since(start)})
 		}
 		buf.release()
+		select {
+		case u.entries <- seg.Entries[:0]: // the segment is stored: done with
+		default:
+		}
 		u.mu.Lock()
 		u.inFlight -= held
 		u.running--

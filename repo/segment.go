@@ -14,6 +14,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/ktape/ktape/record"
@@ -117,6 +118,12 @@ func NewSegmentWriter(w io.Writer, f Framing, chunkSize int) (*SegmentWriter, er
 	}
 	return &SegmentWriter{w: w, sha: sha256.New(), framing: f, chunkSize: chunkSize, seg: Segment{Framing: f}}, nil
 }
+
+// ReuseEntries has the writer build the segment's index in e's space (its
+// length is ignored): for a caller that recycles the Entries of segments
+// it is done with, so that building an index leaves no garbage. Call it
+// before the first Append.
+func (s *SegmentWriter) ReuseEntries(e []IndexEntry) { s.seg.Entries = e[:0] }
 
 // DeferHash leaves the segment's SHA-256 to the caller, who must call
 // Segment.Hash on the stored bytes before naming or storing the segment:
@@ -270,6 +277,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // AppendIndex appends the segment's .idx bytes to dst.
 func (s *Segment) AppendIndex(dst []byte) []byte {
+	dst = slices.Grow(dst, indexHeaderLen+len(s.Entries)*indexEntryLen+indexTrailerLen)
 	start := len(dst)
 	dst = append(dst, indexMagic...)
 	dst = binary.BigEndian.AppendUint16(dst, indexVersion)
