@@ -126,7 +126,7 @@ func (h *harness) run() error {
 	// Rounds outermost, impls in a different order in each: every impl
 	// meets the machine in each of its states (see "The machine" in
 	// main.go), and a slow spell spreads over all of them.
-	for rep := 1; rep <= h.opts.reps; rep++ {
+	for rep := h.opts.firstRep; rep < h.opts.firstRep+h.opts.reps; rep++ {
 		for ci, c := range confs {
 			order := slices.Clone(impls)
 			rng := rand.New(rand.NewPCG(uint64(rep), uint64(ci)))
