@@ -2,7 +2,9 @@
 // or a bucket in S3 (or an S3-compatible store), GCS or Azure Blob, all
 // through gocloud.dev/blob. It adds what a backup repository needs on top:
 // a repository prefix, writes that never replace an object with different
-// content, and retries of transient errors.
+// content, and retries of transient errors. A local store fsyncs what it
+// writes and, on Linux, writes objects of a MiB and more (segments) with
+// direct I/O where the file system takes it, past the page cache.
 //
 // URLs:
 //
