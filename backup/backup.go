@@ -158,9 +158,12 @@ type engine struct {
 	parts []*partition
 	byTP  map[client.TopicPartition]*partition
 	up    *uploader
-	f     *client.Fetcher
-	open  int64 // bytes held by open segments
-	st    Stats
+	// stored are the segments sealed since the last checkpoint, in order:
+	// stored or being stored, not yet in the manifest.
+	stored []*stored
+	f      *client.Fetcher
+	open   int64 // bytes held by open segments
+	st     Stats
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -208,7 +211,10 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, opts Options
 		return nil, Stats{}, err
 	}
 	e := &engine{c: c, r: r, opts: opts, log: opts.Log, obs: opts.Observer, byTP: map[client.TopicPartition]*partition{}}
-	e.up = newUploader(r, e.obs, opts.Uploads, opts.Memory/2)
+	// The pool keeps what segments may hold, half the budget, and a little
+	// over: the engine counts a partition's share of a fetch before it
+	// seals segments or waits for uploads.
+	e.up = newUploader(r, e.obs, opts.Uploads, opts.Memory/2+opts.Memory/16)
 	defer e.up.wait() // no upload outlives the run
 	if err := e.plan(ctx); err != nil {
 		return nil, e.st, err
@@ -665,6 +671,8 @@ func (e *engine) add(p *partition, b record.Batch) error {
 		if p.w, err = repo.NewSegmentWriter(p.buf, framing, 0); err != nil {
 			return err
 		}
+		p.w.DeferHash() // the uploader hashes it
+		e.up.reuseEntries(p.w)
 	}
 	if err := p.w.AppendChecked(b); err != nil { // the fetcher checked its CRC
 		return fmt.Errorf("backup: %s: %w", p.tp, err)
@@ -672,8 +680,9 @@ func (e *engine) add(p *partition, b record.Batch) error {
 	return nil
 }
 
-// seal closes the partition's open segment, if any, names it in the
-// manifest and hands it to the uploader.
+// seal closes the partition's open segment, if any, and hands it to the
+// uploader, which hashes and names it; checkpoint puts it in the manifest
+// once it is stored.
 func (e *engine) seal(ctx context.Context, p *partition) error {
 	if p.w == nil {
 		return nil
@@ -683,13 +692,13 @@ func (e *engine) seal(ctx context.Context, p *partition) error {
 	if err != nil {
 		return fmt.Errorf("backup: %s: %w", p.tp, err)
 	}
-	ref := seg.Ref(repo.SegmentKey(p.topic.Name, p.topic.ID, p.tp.Partition, seg))
-	if err := e.up.put(ctx, p, p.buf, seg); err != nil {
+	s, err := e.up.put(ctx, p, p.buf, seg)
+	if err != nil {
 		return err
 	}
-	p.meta.Segments = append(p.meta.Segments, ref)
+	e.stored = append(e.stored, s)
 	e.st.Segments++
-	e.st.StoredBytes += int64(ref.StoredBytes)
+	e.st.StoredBytes += int64(seg.StoredLen)
 	p.w, p.buf = nil, nil
 	return nil
 }
@@ -735,6 +744,13 @@ func (e *engine) checkpoint(ctx context.Context, final bool) error {
 	if err := e.up.wait(); err != nil {
 		return err
 	}
+	// Every segment sealed is stored: into the manifest, in the order they
+	// were sealed, which is each partition's offset order.
+	for i, s := range e.stored {
+		s.p.meta.Segments = append(s.p.meta.Segments, s.ref)
+		e.stored[i] = nil
+	}
+	e.stored = e.stored[:0]
 	for _, p := range e.parts {
 		p.meta.To = p.next
 		sort.Slice(p.meta.Aborted, func(i, j int) bool { return p.meta.Aborted[i].FirstOffset < p.meta.Aborted[j].FirstOffset })

@@ -14,6 +14,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/ktape/ktape/record"
@@ -101,6 +102,7 @@ type SegmentWriter struct {
 	chunkFrom int    // index of the chunk's first entry
 	seg       Segment
 	err       error
+	noHash    bool // DeferHash
 }
 
 // NewSegmentWriter starts a segment with the given framing; chunkSize 0
@@ -116,6 +118,18 @@ func NewSegmentWriter(w io.Writer, f Framing, chunkSize int) (*SegmentWriter, er
 	}
 	return &SegmentWriter{w: w, sha: sha256.New(), framing: f, chunkSize: chunkSize, seg: Segment{Framing: f}}, nil
 }
+
+// ReuseEntries has the writer build the segment's index in e's space (its
+// length is ignored): for a caller that recycles the Entries of segments
+// it is done with, so that building an index leaves no garbage. Call it
+// before the first Append.
+func (s *SegmentWriter) ReuseEntries(e []IndexEntry) { s.seg.Entries = e[:0] }
+
+// DeferHash leaves the segment's SHA-256 to the caller, who must call
+// Segment.Hash on the stored bytes before naming or storing the segment:
+// the goroutine that stores a segment can hash it while the one that
+// writes segments goes on to the next. Call it before the first Append.
+func (s *SegmentWriter) DeferHash() { s.noHash = true }
 
 // Append adds a batch (checked: its framing and CRC-32C) after the ones
 // before it. Only v2 batches are accepted.
@@ -170,6 +184,13 @@ func (s *SegmentWriter) append(b record.Batch, crc bool) error {
 	e.InFrame = uint32(len(s.chunk))
 	s.seg.Entries = append(s.seg.Entries, e)
 	s.seg.DataLen += uint64(len(b))
+	if s.chunk == nil {
+		select {
+		case c := <-frameBufs:
+			s.chunk = c
+		default:
+		}
+	}
 	s.chunk = append(s.chunk, b...)
 	return nil
 }
@@ -179,7 +200,9 @@ func (s *SegmentWriter) write(p []byte) error {
 		s.err = fmt.Errorf("repo: segment: write: %w", err)
 		return s.err
 	}
-	s.sha.Write(p)
+	if !s.noHash {
+		s.sha.Write(p)
+	}
 	s.seg.StoredLen += uint64(len(p))
 	return nil
 }
@@ -209,6 +232,13 @@ func (s *SegmentWriter) flushFrame() error {
 	return s.write(out)
 }
 
+// frameBufs keeps the frame buffers of closed writers for the next ones:
+// a backup opens and closes writers all run long, and each would grow a
+// buffer to a frame's size again, leaving the last for the garbage
+// collector (with zstd frames, 60% of the bytes backed up). A few are
+// kept: more would be memory that no budget counts.
+var frameBufs = make(chan []byte, 4)
+
 // Buffered is the memory the writer holds for the frame being built:
 // with many segments open at once, callers count it against their budget.
 func (s *SegmentWriter) Buffered() int { return cap(s.chunk) }
@@ -231,9 +261,28 @@ func (s *SegmentWriter) Close() (*Segment, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
-	copy(s.seg.SHA256[:], s.sha.Sum(nil))
+	if !s.noHash {
+		copy(s.seg.SHA256[:], s.sha.Sum(nil))
+	}
+	if s.chunk != nil {
+		select {
+		case frameBufs <- s.chunk[:0]:
+		default:
+		}
+		s.chunk = nil
+	}
 	s.err = errors.New("repo: segment: closed")
 	return &s.seg, nil
+}
+
+// Hash sets the segment's SHA-256 from its stored bytes, given in pieces
+// in order: for a segment written with DeferHash.
+func (s *Segment) Hash(stored [][]byte) {
+	h := sha256.New()
+	for _, p := range stored {
+		h.Write(p)
+	}
+	copy(s.SHA256[:], h.Sum(nil))
 }
 
 // Index file layout (FORMAT.md).
@@ -249,6 +298,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // AppendIndex appends the segment's .idx bytes to dst.
 func (s *Segment) AppendIndex(dst []byte) []byte {
+	dst = slices.Grow(dst, indexHeaderLen+len(s.Entries)*indexEntryLen+indexTrailerLen)
 	start := len(dst)
 	dst = append(dst, indexMagic...)
 	dst = binary.BigEndian.AppendUint16(dst, indexVersion)

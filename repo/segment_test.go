@@ -163,6 +163,40 @@ func TestSegmentDamageIsLocated(t *testing.T) {
 	}
 }
 
+// A writer told to DeferHash, and given entries to reuse, writes the same
+// bytes and index, without the SHA-256; Hash over the stored bytes, in any
+// pieces, gives the one the writer would have computed.
+func TestSegmentDeferHash(t *testing.T) {
+	for _, f := range []Framing{FramingNone, FramingZstd} {
+		batches := fixtureBatches(t)[0]
+		stored, want := writeSegment(t, f, 4096, batches)
+		var buf bytes.Buffer
+		w, _ := NewSegmentWriter(&buf, f, 4096)
+		w.DeferHash()
+		w.ReuseEntries(make([]IndexEntry, 3, 5)) // old entries: ignored
+		for _, b := range batches {
+			if err := w.AppendChecked(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seg, err := w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(buf.Bytes(), stored) || !bytes.Equal(seg.AppendIndex(nil), want.AppendIndex(nil)) {
+			t.Fatalf("%s: DeferHash changed the stored bytes or the index", f)
+		}
+		if seg.SHA256 != ([32]byte{}) {
+			t.Fatalf("%s: SHA-256 set before Hash", f)
+		}
+		third := len(stored) / 3
+		seg.Hash([][]byte{stored[:third], nil, stored[third : 2*third], stored[2*third:]})
+		if seg.SHA256 != want.SHA256 || seg.Name() != want.Name() {
+			t.Fatalf("%s: Hash gave %x, the writer %x", f, seg.SHA256[:8], want.SHA256[:8])
+		}
+	}
+}
+
 // The writer refuses what a segment must not hold: corrupt batches and
 // offsets going backwards.
 func TestSegmentWriterRefuses(t *testing.T) {

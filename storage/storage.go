@@ -2,7 +2,9 @@
 // or a bucket in S3 (or an S3-compatible store), GCS or Azure Blob, all
 // through gocloud.dev/blob. It adds what a backup repository needs on top:
 // a repository prefix, writes that never replace an object with different
-// content, and retries of transient errors.
+// content, and retries of transient errors. A local store fsyncs what it
+// writes and, on Linux, writes objects of a MiB and more (segments) with
+// direct I/O where the file system takes it, past the page cache.
 //
 // URLs:
 //
@@ -31,7 +33,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/azureblob" // azblob://
@@ -190,12 +194,23 @@ func (s *Store) CreateParts(ctx context.Context, key string, parts [][]byte) err
 		// v0.47.0's azureblob writer closes a pipe it has set to nil when
 		// the upload failed, so a conflict (or any failed upload) there
 		// is a nil-pointer panic rather than an error.
-		return s.bucket.Upload(ctx, key, &partsReader{parts: parts}, &blob.WriterOptions{
+		r := &partsReader{parts: parts}
+		opts := &blob.WriterOptions{
 			IfNotExist:     true,
 			ContentType:    "application/octet-stream",
 			BufferSize:     partSize,
 			MaxConcurrency: maxConcurrency,
-		})
+		}
+		if s.dir != "" && partsLen(parts) >= directMin {
+			opts.BeforeWrite = func(as func(any) bool) error {
+				var f *os.File
+				if as(&f) && setDirect(f, true) {
+					r.direct = f
+				}
+				return nil
+			}
+		}
+		return s.bucket.Upload(ctx, key, r, opts)
 	})
 	if err == nil {
 		return s.sync(key)
@@ -213,20 +228,37 @@ func (s *Store) CreateParts(ctx context.Context, key string, parts [][]byte) err
 	return nil
 }
 
-// writePiece is the most a partsReader hands a Writer at once. A local
-// file is written in pieces this size: one write(2) of a whole segment
-// (a bytes.Reader's WriteTo does that) cost twice the system time on this
-// project's VMs, where writes of a MiB and more are the dearest (1 GiB
-// backup: 320 -> 627 MB/s, 5.3 -> 2.3 CPU-s/GiB, bench/backup).
+// writePiece is the most a partsReader hands a Writer at once through
+// the page cache. A local file is written in pieces this size: one
+// write(2) of a whole segment (a bytes.Reader's WriteTo does that) cost
+// twice the system time on this project's VMs, where writes of a MiB and
+// more are the dearest (1 GiB backup: 320 -> 627 MB/s, 5.3 -> 2.3
+// CPU-s/GiB, bench/backup).
 const writePiece = 32 << 10
+
+// Direct I/O. A local object of directMin bytes or more (a segment) is
+// written with O_DIRECT where the file system takes it: the device reads
+// the bytes from the caller's memory, with no copy into the page cache,
+// no page cache to allocate, and none of the backed-up data crowding out
+// what the machine caches for others. Writes, memory and file positions
+// must be multiples of directAlign: the caller's chunks are (segment
+// buffers are 4 KiB-aligned chunks of 4 KiB and more), but for an
+// object's last bytes, which go through the page cache.
+const (
+	directMin   = 1 << 20
+	directAlign = 4096
+)
 
 // partsReader reads the concatenation of parts. Its WriteTo, which
 // io.Copy and a local file's ReadFrom use, writes straight from the parts
-// in pieces of at most writePiece bytes: no copy through a buffer, and no
-// writes of a whole segment.
+// in pieces of at most writePiece bytes (a part's aligned run at once,
+// with direct I/O): no copy through a buffer, and no writes of a whole
+// segment through the page cache.
 type partsReader struct {
-	parts [][]byte
-	off   int // in parts[0]
+	parts  [][]byte
+	off    int      // in parts[0]
+	direct *os.File // the file being written, while in direct I/O
+	pos    int64    // bytes written by WriteTo
 }
 
 func (r *partsReader) Read(p []byte) (int, error) {
@@ -243,26 +275,48 @@ func (r *partsReader) Read(p []byte) (int, error) {
 }
 
 func (r *partsReader) WriteTo(w io.Writer) (int64, error) {
-	var total int64
 	for len(r.parts) > 0 {
 		piece := r.parts[0][r.off:]
 		if len(piece) == 0 {
 			r.advance(0)
 			continue
 		}
-		piece = piece[:min(len(piece), writePiece)]
+		if r.direct != nil {
+			if n := len(piece) &^ (directAlign - 1); n > 0 && r.pos%directAlign == 0 && aligned(piece) {
+				piece = piece[:n]
+			} else {
+				r.buffered()
+			}
+		}
+		if r.direct == nil {
+			piece = piece[:min(len(piece), writePiece)]
+		}
 		n, err := w.Write(piece)
-		total += int64(n)
+		r.pos += int64(n)
 		r.advance(n)
+		if err != nil && r.direct != nil && errors.Is(err, syscall.EINVAL) {
+			r.buffered() // the file system takes no direct writes after all
+			continue
+		}
 		if err != nil {
-			return total, err
+			return r.pos, err
 		}
 		if n < len(piece) {
-			return total, io.ErrShortWrite
+			return r.pos, io.ErrShortWrite
 		}
 	}
-	return total, nil
+	return r.pos, nil
 }
+
+// buffered ends direct I/O: the rest goes through the page cache.
+func (r *partsReader) buffered() {
+	if r.direct != nil {
+		setDirect(r.direct, false)
+		r.direct = nil
+	}
+}
+
+func aligned(p []byte) bool { return uintptr(unsafe.Pointer(unsafe.SliceData(p)))%directAlign == 0 }
 
 // advance consumes n bytes of the first part, and drops the parts used up.
 func (r *partsReader) advance(n int) {

@@ -160,6 +160,15 @@ func TestCreateParts(t *testing.T) {
 			if err := s.CreateParts(ctx, "segments/parts.seg", other); !errors.Is(err, ErrConflict) {
 				t.Fatalf("other parts of the same length: %v", err)
 			}
+			// Parts aligned as segment chunks are: a local store writes
+			// them with direct I/O, and the tail through the page cache.
+			aligned := [][]byte{whole[:1<<20], whole[1<<20 : partSize+2<<20], whole[partSize+2<<20:]}
+			if err := s.CreateParts(ctx, "segments/aligned.seg", aligned); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.Get(ctx, "segments/aligned.seg"); err != nil || !bytes.Equal(got, whole) {
+				t.Fatalf("aligned parts: read back %d bytes of %d: %v", len(got), len(whole), err)
+			}
 		})
 	}
 }
@@ -194,6 +203,69 @@ func TestPartsReader(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), whole) {
 		t.Fatalf("Read gave %d bytes, not the %d of the parts", got.Len(), len(whole))
 	}
+}
+
+// With direct I/O, a partsReader writes each aligned chunk whole, and the
+// rest (an unaligned tail, or parts that are not aligned in memory or in
+// the file) through the page cache in pieces; the file holds the parts'
+// bytes either way.
+func TestPartsReaderDirect(t *testing.T) {
+	chunk := func(n int) []byte { // 4 KiB-aligned, as Go allocates these sizes
+		b := make([]byte, n)
+		rand.Read(b)
+		return b
+	}
+	a, b, c := chunk(1<<20), chunk(64<<10), chunk(1<<20)
+	for _, tc := range []struct {
+		name   string
+		parts  [][]byte
+		pieces []int
+	}{
+		{"aligned, then a tail", [][]byte{a, b, c[:8192+100]}, []int{1 << 20, 64 << 10, 8192, 100}},
+		{"unaligned in the file", [][]byte{b[:100], a}, []int{100, writePiece}},
+		{"unaligned in memory", [][]byte{a[1:4097], b}, []int{4096, writePiece, writePiece}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := os.CreateTemp(t.TempDir(), "direct")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if !setDirect(f, true) {
+				t.Skip("no O_DIRECT on this file system")
+			}
+			for _, p := range tc.parts {
+				if len(p) >= directAlign && !aligned(p) && tc.name != "unaligned in memory" {
+					t.Skip("the allocator did not align a chunk")
+				}
+			}
+			w := &pieceFile{f: f}
+			r := &partsReader{parts: tc.parts, direct: f}
+			want := bytes.Join(tc.parts, nil)
+			if n, err := r.WriteTo(w); err != nil || n != int64(len(want)) {
+				t.Fatalf("WriteTo: %d, %v", n, err)
+			}
+			for i, p := range tc.pieces {
+				if i >= len(w.pieces) || w.pieces[i] != p {
+					t.Fatalf("pieces written %v, want them to start %v", w.pieces, tc.pieces)
+				}
+			}
+			got, err := os.ReadFile(f.Name())
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("file holds %d bytes, the parts %d; same: %v (%v)", len(got), len(want), bytes.Equal(got, want), err)
+			}
+		})
+	}
+}
+
+type pieceFile struct {
+	f      *os.File
+	pieces []int
+}
+
+func (w *pieceFile) Write(p []byte) (int, error) {
+	w.pieces = append(w.pieces, len(p))
+	return w.f.Write(p)
 }
 
 type pieceWriter struct {

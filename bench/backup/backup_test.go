@@ -95,6 +95,7 @@ func TestBadFlags(t *testing.T) {
 		{"-partitions", "0"},
 		{"-codec", "brotli"},
 		{"-reps", "0"},
+		{"-first-rep", "0"},
 		{"-settle", "-1s"},
 		{"-child", "-impl", "ktape", "-brokers", "x:1"},
 		{"stray"},

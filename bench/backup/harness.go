@@ -113,7 +113,7 @@ func (h *runner) run() error {
 	// Rounds outermost, impls in a different order in each: every impl
 	// meets the machine in each of its states (see "The machine" in
 	// main.go), and a slow spell spreads over all of them.
-	for rep := 1; rep <= h.opts.reps; rep++ {
+	for rep := h.opts.firstRep; rep < h.opts.firstRep+h.opts.reps; rep++ {
 		for ci, c := range confs {
 			for _, impl := range harness.Shuffled(impls, rep, ci) {
 				i++

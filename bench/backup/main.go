@@ -17,6 +17,10 @@
 //	-batch-bytes  records per batch, uncompressed (default 64KiB)
 //	-pool-bytes   distinct batches the source generates (default 64MiB)
 //	-reps         rounds of the whole matrix (default 3)
+//	-first-rep    number of the first round (default 1): rounds run as
+//	              separate invocations (one at a time under a lock, on a
+//	              machine shared with other benchmarks) keep distinct
+//	              numbers and impl orders
 //	-memory       ktape backup --memory, and the raw loop's budget (default 256MiB)
 //	-ktape-bin    a built ktape (default: go build ./cmd/ktape)
 //	-kcat-bin     kcat (default: kcat on PATH)
@@ -130,6 +134,7 @@ type options struct {
 	batchBytes int64
 	poolBytes  int64
 	reps       int
+	firstRep   int
 	memory     int64
 	ktapeBin   string
 	kcatBin    string
@@ -161,6 +166,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	batch := fs.String("batch-bytes", "64KiB", "records per batch, uncompressed bytes")
 	pool := fs.String("pool-bytes", "64MiB", "distinct batches the source generates, uncompressed bytes")
 	fs.IntVar(&o.reps, "reps", 3, "rounds of the whole matrix")
+	fs.IntVar(&o.firstRep, "first-rep", 1, "number of the first round (its impl order follows from it)")
 	memory := fs.String("memory", "256MiB", "ktape backup --memory, and the raw fetch loop's budget")
 	fs.StringVar(&o.ktapeBin, "ktape-bin", "", "a built ktape binary (default: go build ./cmd/ktape)")
 	fs.StringVar(&o.kcatBin, "kcat-bin", "kcat", "kcat executable")
@@ -215,6 +221,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.reps < 1 {
 		return nil, fmt.Errorf("-reps %d: want at least 1", o.reps)
+	}
+	if o.firstRep < 1 {
+		return nil, fmt.Errorf("-first-rep %d: want at least 1", o.firstRep)
 	}
 	if o.settle < 0 {
 		return nil, fmt.Errorf("-settle %v: want a duration of 0 or more", o.settle)
