@@ -1,56 +1,18 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/ktape/ktape/bench/internal/harness"
 )
-
-// confKey is one configuration of the matrix.
-type confKey struct {
-	target     string
-	size       int64
-	partitions int
-	codec      string
-	batchBytes int64
-}
-
-func (k confKey) String() string {
-	return fmt.Sprintf("%s, %s, %d partition(s), %s, %s batches", k.target, harness.SizeString(k.size), k.partitions, k.codec, harness.SizeString(k.batchBytes))
-}
 
 // writeTable reads result lines (several rounds, any order) and writes
 // markdown: per configuration, each impl's median figures and its MB/s
 // relative to ktape's; with summary, one row per configuration.
 func writeTable(r io.Reader, w io.Writer, summary bool) error {
-	runs := map[confKey]map[string][]result{}
-	var keys []confKey
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
-		var res result
-		if err := json.Unmarshal([]byte(text), &res); err != nil {
-			return fmt.Errorf("line %d: %w", line, err)
-		}
-		if res.Error != "" {
-			return fmt.Errorf("line %d: %s failed: %s", line, res.Impl, res.Error)
-		}
-		k := confKey{res.Target, res.SizeBytes, res.Partitions, res.Codec, res.BatchBytes}
-		if runs[k] == nil {
-			runs[k] = map[string][]result{}
-			keys = append(keys, k)
-		}
-		runs[k][res.Impl] = append(runs[k][res.Impl], res)
-	}
-	if err := sc.Err(); err != nil {
+	keys, runs, err := harness.ReadResults[result](r)
+	if err != nil {
 		return err
 	}
 	med := harness.MedianOf[result]
@@ -75,7 +37,7 @@ func writeTable(r io.Reader, w io.Writer, summary bool) error {
 		for _, k := range keys {
 			m := func(impl string, f func(result) float64) float64 { return med(runs[k][impl], f) }
 			fmt.Fprintf(w, "| %s, %s, %d, %s | %s | %s | %s | %s | %s | %s | %s | %s | %s · %s · %s · %s · %s | %s · %s |\n",
-				k.target, harness.SizeString(k.size), k.partitions, k.codec,
+				k.Target, harness.SizeString(k.Size), k.Partitions, k.Codec,
 				cell(m("ktape", mbps), "%.0f"), cell(m("ktape-auto", mbps), "%.0f"), cell(m("kcat", mbps), "%.0f"),
 				cell(m("kgo", mbps), "%.0f"), cell(m("raw", mbps), "%.0f"),
 				ratio(m("ktape", mbps), m("kcat", mbps), "%.2f×"), ratio(m("ktape", mbps), m("kgo", mbps), "%.2f×"),

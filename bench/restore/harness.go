@@ -53,6 +53,12 @@ type result struct {
 	Error string `json:"error,omitempty"`
 }
 
+func (r result) Conf() harness.Conf {
+	return harness.Conf{Target: r.Target, Size: r.SizeBytes, Partitions: r.Partitions, Codec: r.Codec, BatchBytes: r.BatchBytes}
+}
+func (r result) Client() string  { return r.Impl }
+func (r result) Failure() string { return r.Error }
+
 // notes say what each impl does, in every line.
 var notes = map[string]string{
 	"ktape": "ktape restore from a local repository",
