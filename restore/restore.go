@@ -108,11 +108,6 @@ type Target struct {
 	window window
 }
 
-// Window is the range of the source partition's offsets restored: from
-// First to Last inclusive, cut by Options.ToOffset. Records outside
-// Options.From and To are left out as well.
-func (t *Target) Window() (first, last int64) { return t.window.first, t.window.last }
-
 // Plan works out where each selected partition of m goes.
 func Plan(m *repo.Manifest, opts Options) ([]Target, error) {
 	topics, exclude := anchored(opts.Topics), anchored(opts.Exclude)

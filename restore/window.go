@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ktape/ktape/record"
 	"github.com/ktape/ktape/repo"
 )
 
@@ -108,10 +107,3 @@ func judge(w window, txns map[int64][]marker, ie *repo.IndexEntry) verdict {
 }
 
 const attrLogAppendTime = 0x08
-
-// entryOf describes a batch as its index entry would, for judging a batch
-// read from a segment (the index was checked against it).
-func entryOf(b record.Batch) repo.IndexEntry {
-	return repo.IndexEntry{BaseOffset: b.BaseOffset(), LastOffset: b.LastOffset(), FirstTime: b.BaseTimestamp(),
-		MaxTime: b.MaxTimestamp(), ProducerID: b.ProducerID(), Attributes: b.Attributes(), Magic: b.Magic()}
-}
