@@ -138,7 +138,7 @@ var errShortRead = errors.New("short read")
 
 // transient reports errors worth another attempt.
 func transient(err error) bool {
-	if errors.Is(err, errShortRead) {
+	if errors.Is(err, errShortRead) || errors.Is(err, ErrNotFound) {
 		return false
 	}
 	switch gcerrors.Code(err) {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -36,6 +37,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 
 	cmd, err := root.ExecuteContextC(ctx)
+	if gopts.stopProfile != nil {
+		gopts.stopProfile()
+	}
 	code := exitCode(err)
 	if err != nil {
 		printError(stderr, gopts, cmd.CommandPath(), code, err)
@@ -55,12 +59,18 @@ type GlobalOptions struct {
 	// Sources says where each flag set for this run got its value, for
 	// error messages. Filled in by applyConfig.
 	Sources sources
+	// CPUProfile is a file to write a pprof CPU profile of the run to
+	// (hidden --cpu-profile, for finding where time goes).
+	CPUProfile  string
+	stopProfile func()
 }
 
 // AddFlags registers the global flags on fs.
 func (o *GlobalOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.JSON, "json", false, "print machine-readable JSON instead of text")
 	fs.StringVar(&o.Config, "config", "", "YAML config `FILE` setting any flag (default $KTAPE_CONFIG); see README, Configuration")
+	fs.StringVar(&o.CPUProfile, "cpu-profile", "", "write a pprof CPU profile to `FILE`")
+	_ = fs.MarkHidden("cpu-profile")
 	markShared(fs, "json")
 }
 
@@ -92,7 +102,10 @@ environment, which wins over the file.
 		// left unset. Subcommands must not set their own PersistentPreRunE:
 		// cobra would run theirs instead of this one.
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return applyConfig(cmd, gopts)
+			if err := applyConfig(cmd, gopts); err != nil {
+				return err
+			}
+			return gopts.startProfile()
 		},
 	}
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
@@ -111,6 +124,27 @@ environment, which wins over the file.
 		newDemoCommand(gopts),
 	)
 	return cmd
+}
+
+// startProfile starts the CPU profile --cpu-profile asks for; run stops
+// it once the command returns.
+func (o *GlobalOptions) startProfile() error {
+	if o.CPUProfile == "" {
+		return nil
+	}
+	f, err := os.Create(o.CPUProfile)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("cpu profile %s: %w", o.CPUProfile, err)
+	}
+	o.stopProfile = func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+	return nil
 }
 
 // exitCodes is the one table from errors to exit codes. It is printed in the
