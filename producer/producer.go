@@ -343,6 +343,20 @@ func (p *Producer) SendBatch(ctx context.Context, tp client.TopicPartition, batc
 	if err := batch.Validate(); err != nil {
 		return fmt.Errorf("producer: %s: %w", tp, err)
 	}
+	return p.send(ctx, tp, batch, done)
+}
+
+// SendCheckedBatch is SendBatch for a batch whose CRC the caller has
+// just checked (a restore checks each stored batch as it reads it): only
+// its framing is checked again, so that its bytes are not read twice.
+func (p *Producer) SendCheckedBatch(ctx context.Context, tp client.TopicPartition, batch record.Batch, done Done) error {
+	if err := batch.ValidateFraming(); err != nil {
+		return fmt.Errorf("producer: %s: %w", tp, err)
+	}
+	return p.send(ctx, tp, batch, done)
+}
+
+func (p *Producer) send(ctx context.Context, tp client.TopicPartition, batch record.Batch, done Done) error {
 	if !batch.Contiguous() {
 		return fmt.Errorf("producer: %s: batch at offset %d has offset gaps (renumber it first)", tp, batch.BaseOffset())
 	}
