@@ -409,18 +409,26 @@ func (r *Repository) SegmentData(ctx context.Context, ref SegmentRef, seg *Segme
 	return stored, nil
 }
 
-// SegmentRange reads the stored bytes of entries lo..hi-1 of the segment
-// ref names (seg is its index), widened to whole frames: for restoring
-// part of a segment. It returns the bytes and the widened range, for
-// Segment.BatchRange, which checks each batch's CRC-32C (a part of a
-// segment cannot be checked against its SHA-256).
-func (r *Repository) SegmentRange(ctx context.Context, ref SegmentRef, seg *Segment, lo, hi int) (part []byte, wlo, whi int, err error) {
+// ReadSlack is the room SegmentRangeInto needs in its buffer beyond the
+// bytes it reads.
+const ReadSlack = storage.ReadSlack
+
+// SegmentRangeInto reads the stored bytes of entries lo..hi-1 of the
+// segment ref names (seg is its index; the entries must be whole frames,
+// see Segment.FrameRange) into buf's memory, whose capacity must be the
+// bytes read plus ReadSlack: for a restore, which reads a repository
+// through a few reused buffers. The bytes returned are a slice of buf;
+// Segment.BatchRange or BatchRangeInto check each batch's CRC-32C (a part
+// of a segment cannot be checked against its SHA-256).
+func (r *Repository) SegmentRangeInto(ctx context.Context, ref SegmentRef, seg *Segment, lo, hi int, buf []byte) ([]byte, error) {
 	if lo < 0 || hi > len(seg.Entries) || lo >= hi {
-		return nil, 0, 0, fmt.Errorf("repo: %s: entries %d..%d of %d", ref.Key, lo, hi, len(seg.Entries))
+		return nil, fmt.Errorf("repo: %s: entries %d..%d of %d", ref.Key, lo, hi, len(seg.Entries))
 	}
 	wlo, whi, pos, n := seg.FrameRange(lo, hi)
-	part, err = r.st.GetRange(ctx, ref.Key, int64(pos), int64(n))
-	return part, wlo, whi, err
+	if wlo != lo || whi != hi {
+		return nil, fmt.Errorf("repo: %s: entries %d..%d cut frames (whole frames are %d..%d)", ref.Key, lo, hi, wlo, whi)
+	}
+	return r.st.ReadRange(ctx, ref.Key, int64(pos), int64(n), buf)
 }
 
 // Frame reads the stored bytes of the frame holding entry i of the

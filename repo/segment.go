@@ -501,6 +501,41 @@ func (s *Segment) FrameRange(lo, hi int) (wlo, whi int, pos, length uint64) {
 // BatchRange is Batches for entries lo..hi-1 only (whole frames, see
 // FrameRange), given part: the stored bytes from entry lo's frame on.
 func (s *Segment) BatchRange(part []byte, lo, hi int, d *record.Decompressor, fn func(e IndexEntry, b record.Batch) error) error {
+	return s.batchRange(part, nil, lo, hi, d, fn)
+}
+
+// BatchRangeInto is BatchRange decompressing a framed segment's frames one
+// after another into space, whose capacity should be RawLen(lo, hi)+1 (a
+// streaming decompressor needs a byte of room to see its input end): the
+// batches fn is given then stay valid as long as part and space do, and
+// can be handed on without a copy. (With too little space the frames
+// that do not fit are decompressed into new memory.)
+func (s *Segment) BatchRangeInto(part, space []byte, lo, hi int, d *record.Decompressor, fn func(e IndexEntry, b record.Batch) error) error {
+	if space == nil {
+		space = []byte{}
+	}
+	return s.batchRange(part, space, lo, hi, d, fn)
+}
+
+// RawLen is the bytes the frames of entries lo..hi-1 (whole frames, see
+// FrameRange) decompress to; 0 for an unframed segment, whose batches are
+// its stored bytes.
+func (s *Segment) RawLen(lo, hi int) int {
+	if s.Framing == FramingNone {
+		return 0
+	}
+	n := 0
+	for i := lo; i < hi; i++ {
+		if i+1 == hi || s.Entries[i+1].FramePos != s.Entries[i].FramePos {
+			n += int(s.Entries[i].InFrame + s.Entries[i].Length)
+		}
+	}
+	return n
+}
+
+// batchRange is BatchRange; with a non-nil space, frames are decompressed
+// into it in turn rather than into one reused buffer.
+func (s *Segment) batchRange(part, space []byte, lo, hi int, d *record.Decompressor, fn func(e IndexEntry, b record.Batch) error) error {
 	if lo < 0 || hi > len(s.Entries) || lo > hi {
 		return fmt.Errorf("repo: segment: entries %d..%d of %d", lo, hi, len(s.Entries))
 	}
@@ -528,9 +563,16 @@ func (s *Segment) BatchRange(part []byte, lo, hi int, d *record.Decompressor, fn
 			if s.Framing == FramingLZ4 {
 				codec = record.LZ4
 			}
+			dst := frame[:0]
+			if space != nil {
+				dst = space[:0]
+			}
 			var err error
-			if frame, err = d.Decompress(frame[:0], codec, stored[:e.FrameLen]); err != nil {
+			if frame, err = d.Decompress(dst, codec, stored[:e.FrameLen]); err != nil {
 				return &CorruptError{e.FramePos, i, fmt.Sprintf("frame does not decompress: %v", err)}
+			}
+			if space != nil && len(frame) > 0 && cap(space) > 0 && &frame[0] == &space[:1][0] {
+				space = space[len(frame):cap(space)]
 			}
 			framePos = e.FramePos
 		}

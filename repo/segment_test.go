@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/ktape/ktape/internal/testfixtures"
 	"github.com/ktape/ktape/record"
@@ -296,4 +297,52 @@ func TestBatchRange(t *testing.T) {
 			}
 		}
 	}
+}
+
+// BatchRangeInto decompresses the frames of a range one after another
+// into the space given, sized by RawLen, so that every batch it passed on
+// is still intact after the walk: none shares memory with another, and
+// nothing was allocated for them.
+func TestBatchRangeInto(t *testing.T) {
+	var batches []record.Batch
+	for _, p := range fixtureBatches(t) {
+		if len(p) > len(batches) {
+			batches = p
+		}
+	}
+	for _, f := range []Framing{FramingNone, FramingZstd, FramingLZ4} {
+		stored, seg := writeSegment(t, f, 3000, batches)
+		n := len(seg.Entries)
+		for _, r := range [][2]int{{0, n}, {1, 2}, {n / 2, n}} {
+			lo, hi, pos, length := seg.FrameRange(r[0], r[1])
+			raw := seg.RawLen(lo, hi)
+			if f == FramingNone && raw != 0 || f != FramingNone && raw < int(seg.Entries[hi-1].Length) {
+				t.Fatalf("%v: RawLen(%d, %d) = %d", f, lo, hi, raw)
+			}
+			space := make([]byte, 0, raw+1)
+			var got []record.Batch
+			err := seg.BatchRangeInto(stored[pos:pos+length], space, lo, hi, &record.Decompressor{}, func(_ IndexEntry, b record.Batch) error {
+				if f != FramingNone && !within(b, space[:cap(space)]) {
+					t.Fatalf("%v: batch %d is outside the space given", f, lo+len(got))
+				}
+				got = append(got, b)
+				return nil
+			})
+			if err != nil || len(got) != hi-lo {
+				t.Fatalf("%v: range %v: %d batches, %v", f, r, len(got), err)
+			}
+			for i, b := range got {
+				if !bytes.Equal(b, batches[lo+i]) {
+					t.Fatalf("%v: range %v: batch %d changed after the walk", f, r, lo+i)
+				}
+			}
+		}
+	}
+}
+
+// within reports whether b lies inside mem.
+func within(b, mem []byte) bool {
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return len(mem) > 0 && p >= start && p+uintptr(len(b)) <= start+uintptr(len(mem))
 }

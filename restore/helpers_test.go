@@ -16,13 +16,15 @@ type env struct {
 	src, dst *kfaketest.Cluster
 	sc, dc   *client.Client
 	r        *repo.Repository
+	dir      string // the repository's directory
 }
 
 func newEnv(t *testing.T, topics ...kfaketest.Option) *env {
 	t.Helper()
 	ctx := context.Background()
 	e := &env{src: kfaketest.Start(t, topics...), dst: kfaketest.Start(t)}
-	st, err := storage.Open(ctx, t.TempDir())
+	e.dir = t.TempDir()
+	st, err := storage.Open(ctx, e.dir)
 	if err != nil {
 		t.Fatal(err)
 	}

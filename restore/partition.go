@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"sync"
 
 	"github.com/ktape/ktape/record"
 	"github.com/ktape/ktape/repo"
@@ -83,8 +82,9 @@ type piece struct {
 	// first+0, first+1, ...).
 	src  record.Batch
 	keep func(offset, ts int64) bool
-	// borrowed: batch lives in a buffer reused for the next frame
-	borrowed bool
+	// buf holds batch, when it is a stored batch sent as it is: the
+	// producer holds buf until the batch is acknowledged
+	buf *buffer
 }
 
 // partition restores one target partition: it walks every batch of the
@@ -159,7 +159,9 @@ func (pc *piece) before(c int64) int64 {
 	return n
 }
 
-// walk passes the restore's batches of t, in order, to emit.
+// walk passes the restore's batches of t, in order, to emit. A reader
+// goroutine reads ahead what is restored (see read), while this one
+// checks, cuts and sends it.
 func (e *engine) walk(ctx context.Context, t *Target, emit func(*piece) error) error {
 	p := t.Backup
 	if len(p.Segments) == 0 || p.From >= p.To {
@@ -169,43 +171,138 @@ func (e *engine) walk(ctx context.Context, t *Target, emit func(*piece) error) e
 	if err != nil {
 		return err
 	}
-	w := t.window
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	units := make(chan *unit, readAhead)
+	go e.read(rctx, t, indexes, txns, units)
 	d := &record.Decompressor{}
 	var rn record.Renumberer
 	var r record.Reader
-	undecided := 0
-	stopped := false
-	for i, ref := range p.Segments {
-		seg := indexes[i]
-		// Which entries are restored: the rest are counted, not read.
-		lo, hi := -1, -1
-		for j := range seg.Entries {
-			v := judge(w, txns, &seg.Entries[j])
-			if v == stop {
-				stopped = true
-				break
-			}
-			switch v {
-			case sendWhole, inspect:
-				if lo < 0 {
-					lo = j
+	for u := range units {
+		if u.err == nil {
+			u.err = e.unit(t, u, txns, d, &rn, &r, emit)
+			u.buf.release()
+		}
+		if u.err != nil {
+			cancel()
+			for u := range units { // the reader stops; take back what it read
+				if u.buf != nil {
+					u.buf.release()
 				}
-				hi = j + 1
-			case skipMarker:
-				e.markers.Add(1)
-			case skipAborted:
-				e.aborted.Add(1)
-			case skipUndecided:
-				e.undecided.Add(1)
-				undecided++
-			case skipOutside:
-				e.outside.Add(1)
+			}
+			return fmt.Errorf("restore: %s: %s: %w", t.Source, u.ref.Key, u.err)
+		}
+	}
+	return ctx.Err()
+}
+
+// readAhead is how many units a partition's reader may read ahead of its
+// worker.
+const readAhead = 4
+
+// Unit sizes: an unframed segment is read in units of about unitStored
+// bytes (a larger batch is a unit of its own), a framed one in units of
+// whole frames decompressing to about unitRaw bytes (one frame, mostly).
+const (
+	unitStored = sizeStep - repo.ReadSlack
+	unitRaw    = repo.DefaultChunkSize
+)
+
+// unit is a run of whole frames of one segment read at once, into buf:
+// stored is what was read, space the room for its decompressed frames.
+type unit struct {
+	ref         repo.SegmentRef
+	seg         *repo.Segment
+	lo, hi      int // entries
+	stored, raw int // bytes
+	buf         *buffer
+	data, space []byte
+	err         error // the read failed: nothing else is set
+}
+
+// read reads the units of t that hold batches to restore, in order, into
+// buffers from the pool, and passes them to units, which it closes at
+// the end. Batches not restored are counted here, from the index, and
+// not read when their whole unit is not restored.
+func (e *engine) read(ctx context.Context, t *Target, indexes []*repo.Segment, txns map[int64][]marker, units chan<- *unit) {
+	defer close(units)
+	w := t.window
+	undecided := 0
+	send := func(u *unit) bool {
+		// Decompressed frames go first (with the byte BatchRangeInto
+		// asks for), the stored bytes after them, at an aligned start.
+		space := 0
+		if u.raw > 0 {
+			space = (u.raw + 1 + bufAlign - 1) &^ (bufAlign - 1)
+		}
+		buf, err := e.pool.get(ctx, space+u.stored+repo.ReadSlack)
+		if err == nil {
+			u.buf = buf
+			u.space = buf.mem[:0:space]
+			u.data, err = e.r.SegmentRangeInto(ctx, u.ref, u.seg, u.lo, u.hi, buf.mem[space:])
+			if err != nil {
+				buf.release()
 			}
 		}
-		if lo >= 0 {
-			if err := e.segment(ctx, t, ref, seg, lo, hi, txns, d, &rn, &r, emit); err != nil {
-				return fmt.Errorf("restore: %s: %s: %w", t.Source, ref.Key, err)
+		if err != nil {
+			u.buf, u.err = nil, err
+		}
+		select {
+		case units <- u:
+			return err == nil
+		case <-ctx.Done():
+			if u.buf != nil {
+				u.buf.release()
 			}
+			return false
+		}
+	}
+	for i, ref := range t.Backup.Segments {
+		seg := indexes[i]
+		var cur *unit
+		stopped := false
+		for a := 0; a < len(seg.Entries) && !stopped; {
+			// The frame of entries a..b-1: restored if any of them is.
+			b, needed := a, false
+			for ; b < len(seg.Entries) && seg.Entries[b].FramePos == seg.Entries[a].FramePos; b++ {
+				if stopped {
+					continue
+				}
+				switch judge(w, txns, &seg.Entries[b]) {
+				case stop:
+					stopped = true
+				case sendWhole, inspect:
+					needed = true
+				case skipMarker:
+					e.markers.Add(1)
+				case skipAborted:
+					e.aborted.Add(1)
+				case skipUndecided:
+					e.undecided.Add(1)
+					undecided++
+				case skipOutside:
+					e.outside.Add(1)
+				}
+			}
+			stored, raw := int(seg.Entries[b-1].FramePos+uint64(seg.Entries[b-1].FrameLen)-seg.Entries[a].FramePos), seg.RawLen(a, b)
+			full := cur != nil && (seg.Framing == repo.FramingNone && cur.stored+stored > unitStored ||
+				seg.Framing != repo.FramingNone && cur.raw+raw > unitRaw)
+			if cur != nil && (!needed || full) {
+				if !send(cur) {
+					return
+				}
+				cur = nil
+			}
+			if needed {
+				if cur == nil {
+					cur = &unit{ref: ref, seg: seg, lo: a}
+				}
+				cur.hi, cur.stored, cur.raw = b, cur.stored+stored, cur.raw+raw
+			}
+			a = b
+		}
+		if cur != nil && !send(cur) {
+			return
 		}
 		if stopped {
 			break
@@ -215,49 +312,26 @@ func (e *engine) walk(ctx context.Context, t *Target, emit func(*piece) error) e
 		e.log.Warn("restore: batches of transactions with no commit or abort marker in the backup were left out",
 			"partition", t.Source.String(), "batches", undecided)
 	}
-	return nil
 }
 
-// segment reads entries lo..hi-1 of a segment (all of it, checked
-// against its SHA-256, or a range read) and emits those restored.
-func (e *engine) segment(ctx context.Context, t *Target, ref repo.SegmentRef, seg *repo.Segment, lo, hi int,
-	txns map[int64][]marker, d *record.Decompressor, rn *record.Renumberer, r *record.Reader, emit func(*piece) error) error {
-	var data []byte
-	var err error
-	n := int64(ref.StoredBytes)
-	if lo > 0 || hi < len(seg.Entries) {
-		_, _, _, length := seg.FrameRange(lo, hi)
-		n = int64(length)
-	}
-	if err := e.segBudget.acquire(ctx, n); err != nil {
-		return err
-	}
-	defer e.segBudget.release(n)
-	if lo == 0 && hi == len(seg.Entries) {
-		data, err = e.r.SegmentData(ctx, ref, seg)
-	} else {
-		data, lo, hi, err = e.r.SegmentRange(ctx, ref, seg, lo, hi)
-	}
-	if err != nil {
-		return err
-	}
-	borrowed := seg.Framing != repo.FramingNone
+// unit checks the batches of a unit read and emits those restored.
+func (e *engine) unit(t *Target, u *unit, txns map[int64][]marker, d *record.Decompressor, rn *record.Renumberer, r *record.Reader, emit func(*piece) error) error {
 	w := t.window
-	return seg.BatchRange(data, lo, hi, d, func(ie repo.IndexEntry, b record.Batch) error {
+	return u.seg.BatchRangeInto(u.data, u.space, u.lo, u.hi, d, func(ie repo.IndexEntry, b record.Batch) error {
 		switch judge(w, txns, &ie) {
 		case sendWhole:
-			pc := piece{batch: b, first: b.BaseOffset(), last: b.LastOffset(), records: int64(b.NumRecords()), src: b, borrowed: borrowed}
+			pc := piece{batch: b, first: b.BaseOffset(), last: b.LastOffset(), records: int64(b.NumRecords()), src: b, buf: u.buf}
 			if !b.Contiguous() {
 				_, nb, err := rn.Renumber(nil, b)
 				if err != nil {
 					return fmt.Errorf("renumber the batch at offset %d: %w", b.BaseOffset(), err)
 				}
-				pc.batch, pc.borrowed = nb, false
+				pc.batch, pc.buf = nb, nil
 				e.ren.Add(1)
 			}
 			return emit(&pc)
 		case inspect:
-			return e.inspect(b, w, r, rn, borrowed, emit)
+			return e.inspect(b, w, r, rn, u.buf, emit)
 		}
 		return nil // counted when the entries were judged
 	})
@@ -265,7 +339,7 @@ func (e *engine) segment(ctx context.Context, t *Target, ref repo.SegmentRef, se
 
 // inspect restores the records of b inside the window w: b itself when
 // all are, a re-encoded batch when some are, nothing when none is.
-func (e *engine) inspect(b record.Batch, w window, r *record.Reader, rn *record.Renumberer, borrowed bool, emit func(*piece) error) error {
+func (e *engine) inspect(b record.Batch, w window, r *record.Reader, rn *record.Renumberer, buf *buffer, emit func(*piece) error) error {
 	it, err := r.Records(b)
 	if err != nil {
 		return fmt.Errorf("batch at offset %d: %w", b.BaseOffset(), err)
@@ -291,7 +365,7 @@ func (e *engine) inspect(b record.Batch, w window, r *record.Reader, rn *record.
 		e.outside.Add(1)
 		return nil
 	case kept == total && b.Contiguous():
-		return emit(&piece{batch: b, first: b.BaseOffset(), last: b.LastOffset(), records: total, src: b, borrowed: borrowed})
+		return emit(&piece{batch: b, first: b.BaseOffset(), last: b.LastOffset(), records: total, src: b, buf: buf})
 	}
 	_, nb, n, err := rn.Filter(nil, b, w.keep)
 	if err != nil {
@@ -308,18 +382,23 @@ func (e *engine) inspect(b record.Batch, w window, r *record.Reader, rn *record.
 	return emit(&piece{batch: nb, first: first, last: last, records: kept, src: b, keep: w.keep})
 }
 
-// send hands pc's batch to the producer, copied first when it is
-// borrowed from a reused buffer.
+// send hands pc's batch to the producer, which holds the buffer it is in
+// until it is acknowledged. Its CRC was checked when it was read, or
+// computed when it was re-encoded.
 func (e *engine) send(ctx context.Context, t *Target, pc *piece) error {
-	own := pc.batch
-	if pc.borrowed {
-		own = append(record.Batch(nil), own...)
-	}
-	if err := e.limit.wait(ctx, len(own)); err != nil {
+	b := pc.batch
+	if err := e.limit.wait(ctx, len(b)); err != nil {
 		return err
 	}
-	records, size := int64(own.NumRecords()), int64(len(own))
-	return e.p.SendBatch(ctx, t.Dest, own, func(_ int64, err error) {
+	records, size := int64(b.NumRecords()), int64(len(b))
+	buf := pc.buf
+	if buf != nil {
+		buf.retain()
+	}
+	err := e.p.SendCheckedBatch(ctx, t.Dest, b, func(_ int64, err error) {
+		if buf != nil {
+			buf.release()
+		}
 		if err != nil {
 			e.fail(fmt.Errorf("restore: %s (from %s): %w", t.Dest, t.Source, err))
 			return
@@ -328,46 +407,8 @@ func (e *engine) send(ctx context.Context, t *Target, pc *piece) error {
 		e.records.Add(records)
 		e.bytes.Add(size)
 	})
-}
-
-// budget bounds bytes held at once, waiting for releases.
-type budget struct {
-	mu   sync.Mutex
-	cond *sync.Cond
-	max  int64
-	used int64
-}
-
-func newBudget(n int64) *budget {
-	b := &budget{max: n}
-	b.cond = sync.NewCond(&b.mu)
-	return b
-}
-
-// acquire takes n bytes, waiting until they are free; a request larger
-// than the whole budget waits until nothing else is held.
-func (b *budget) acquire(ctx context.Context, n int64) error {
-	stop := context.AfterFunc(ctx, func() {
-		b.mu.Lock()
-		b.cond.Broadcast()
-		b.mu.Unlock()
-	})
-	defer stop()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for b.used > 0 && b.used+n > b.max {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b.cond.Wait()
+	if err != nil && buf != nil {
+		buf.release() // not queued: done will not run
 	}
-	b.used += n
-	return nil
-}
-
-func (b *budget) release(n int64) {
-	b.mu.Lock()
-	b.used -= n
-	b.cond.Broadcast()
-	b.mu.Unlock()
+	return err
 }

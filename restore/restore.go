@@ -1,7 +1,10 @@
 // Package restore is ktape's restore engine: it reads a backup from a
 // repository (package repo) and produces its batches into a cluster through
 // the producer's batch path, each batch's header rewritten in place and its
-// payload untouched.
+// payload untouched. Segments are read in units of about a MiB (whole
+// frames) into pooled buffers, read ahead of the sending, each batch's
+// CRC-32C checked; a batch is sent from the buffer it was read into, which
+// goes back to the pool once all of its batches are acknowledged.
 //
 // Transaction markers and the batches of aborted transactions are dropped,
 // so the target holds exactly what a read_committed consumer of the source
@@ -64,8 +67,8 @@ type Options struct {
 	// AllowNonEmpty restores into partitions that already hold records;
 	// by default that is refused, since the result would mix both.
 	AllowNonEmpty bool
-	// Memory bounds the bytes held: batches sent and not yet
-	// acknowledged, and segments being read. Default 256 MiB.
+	// Memory bounds the bytes held: batches read and not yet
+	// acknowledged, and what is read ahead. Default 256 MiB.
 	Memory int64
 	// RateLimit bounds the batch bytes produced per second; 0 is none.
 	RateLimit int64
@@ -213,12 +216,18 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 		return st, err
 	}
 
-	p, err := producer.New(ctx, c, producer.Config{MaxBufferedBytes: opts.Memory / 2})
+	// Memory: read buffers, which hold the batches in flight too, get
+	// three quarters; the rest is for indexes, decompressors and batches
+	// re-encoded at the window's bounds. Batches queued in the producer
+	// are bounded to a quarter: enough to keep every partition's requests
+	// in flight, and more only fills memory (and costs page faults) while
+	// the broker is the bottleneck.
+	p, err := producer.New(ctx, c, producer.Config{MaxBufferedBytes: opts.Memory / 4})
 	if err != nil {
 		return st, fmt.Errorf("restore: producer: %w", err)
 	}
 	defer p.Close()
-	e := &engine{r: r, p: p, log: opts.Log, segBudget: newBudget(opts.Memory / 2), limit: newLimiter(opts.RateLimit), groups: committedOffsets(m)}
+	e := &engine{r: r, p: p, log: opts.Log, pool: newBufPool(opts.Memory * 3 / 4), limit: newLimiter(opts.RateLimit), groups: committedOffsets(m)}
 	work := make(chan *partState)
 	errs := make(chan error, opts.Workers)
 	var wg sync.WaitGroup
@@ -367,11 +376,11 @@ func anchored(res []*regexp.Regexp) []*regexp.Regexp {
 
 // engine holds what the partition workers share.
 type engine struct {
-	r         *repo.Repository
-	p         *producer.Producer
-	log       *slog.Logger
-	segBudget *budget
-	limit     *limiter
+	r     *repo.Repository
+	p     *producer.Producer
+	log   *slog.Logger
+	pool  *bufPool
+	limit *limiter
 	// groups are the backup's committed offsets, by source partition
 	groups map[client.TopicPartition][]int64
 
