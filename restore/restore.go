@@ -186,12 +186,20 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 	if err != nil {
 		return st, fmt.Errorf("restore: describe the target cluster: %w", err)
 	}
-	st.ID = restoreID(m, cluster.ClusterID, targets)
+	// The topics first: the restore's id names them by their topic ids.
+	topicIDs, err := prepareTopics(ctx, c, targets, opts, &st)
+	if err != nil {
+		return st, err
+	}
+	st.ID = restoreID(m, cluster.ClusterID, targets, topicIDs)
 	done, err := r.RestoreDone(ctx, st.ID)
 	if err != nil {
 		return st, fmt.Errorf("restore: %w", err)
 	}
 	if done != nil {
+		if err := checkDone(ctx, c, done, targets); err != nil {
+			return st, err
+		}
 		st.Complete = true
 		opts.Log.Info("restore: this restore already finished; nothing to produce", "restore", st.ID, "finished", done.Finished)
 		return st, commitGroups(ctx, c, done.Groups, opts, &st)
@@ -201,9 +209,6 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 		return st, fmt.Errorf("restore: %w", err)
 	}
 	if start == nil {
-		if err := prepareTopics(ctx, c, targets, opts, &st); err != nil {
-			return st, err
-		}
 		if start, err = begin(ctx, c, r, m, st.ID, cluster.ClusterID, targets, opts); err != nil {
 			return st, err
 		}
@@ -276,9 +281,10 @@ feed:
 	return st, commitGroups(ctx, c, done.Groups, opts, &st)
 }
 
-// prepareTopics creates the target topics that do not exist, and checks
-// that those that do have the partitions needed.
-func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts Options, st *Stats) error {
+// prepareTopics creates the target topics that do not exist, checks that
+// those that do have the partitions needed, and returns their topic ids
+// (zero where the cluster has none).
+func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts Options, st *Stats) (map[string][16]byte, error) {
 	need := map[string]*Target{}
 	for i := range targets {
 		t := &targets[i]
@@ -293,19 +299,19 @@ func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts
 	sort.Strings(names)
 	md, err := c.RefreshMetadata(ctx, names)
 	if err != nil {
-		return fmt.Errorf("restore: metadata: %w", err)
+		return nil, fmt.Errorf("restore: metadata: %w", err)
 	}
 	var create []client.TopicSpec
 	for _, name := range names {
 		t := need[name]
 		if tm := md.Topics[name]; tm != nil && tm.Err == nil {
 			if int32(len(tm.Partitions)) <= t.Backup.Partition {
-				return fmt.Errorf("restore: topic %s has %d partitions; restoring %s needs %d", name, len(tm.Partitions), t.Source.Topic, t.Backup.Partition+1)
+				return nil, fmt.Errorf("restore: topic %s has %d partitions; restoring %s needs %d", name, len(tm.Partitions), t.Source.Topic, t.Backup.Partition+1)
 			}
 			continue
 		}
 		if opts.NoCreateTopics {
-			return fmt.Errorf("restore: topic %s does not exist (and creating topics is turned off)", name)
+			return nil, fmt.Errorf("restore: topic %s does not exist (and creating topics is turned off)", name)
 		}
 		rf := opts.ReplicationFactor
 		if rf <= 0 {
@@ -313,21 +319,40 @@ func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts
 		}
 		create = append(create, client.TopicSpec{Name: name, NumPartitions: int32(t.Topic.PartitionsCount), ReplicationFactor: rf, Configs: t.Topic.Configs})
 	}
-	if len(create) == 0 {
-		return nil
-	}
-	res := c.CreateTopics(ctx, create)
-	for _, spec := range create {
-		if err := res[spec.Name]; err != nil {
-			return fmt.Errorf("restore: create topic %s (%d partitions, replication factor %d): %w", spec.Name, spec.NumPartitions, spec.ReplicationFactor, err)
+	if len(create) > 0 {
+		res := c.CreateTopics(ctx, create)
+		for _, spec := range create {
+			if err := res[spec.Name]; err != nil {
+				return nil, fmt.Errorf("restore: create topic %s (%d partitions, replication factor %d): %w", spec.Name, spec.NumPartitions, spec.ReplicationFactor, err)
+			}
+			st.TopicsCreated++
+			opts.Log.Info("restore: created topic", "topic", spec.Name, "partitions", spec.NumPartitions, "replication_factor", spec.ReplicationFactor)
 		}
-		st.TopicsCreated++
-		opts.Log.Info("restore: created topic", "topic", spec.Name, "partitions", spec.NumPartitions, "replication_factor", spec.ReplicationFactor)
 	}
-	if _, err := c.RefreshMetadata(ctx, names); err != nil {
-		return fmt.Errorf("restore: metadata: %w", err)
+	// A created topic shows in metadata a moment later; the restore's id
+	// needs its topic id.
+	ids := map[string][16]byte{}
+	for attempt := 0; ; attempt++ {
+		for _, name := range names {
+			if tm := md.Topics[name]; tm != nil && tm.Err == nil && len(tm.Partitions) > int(need[name].Backup.Partition) {
+				ids[name] = tm.ID
+			}
+		}
+		if len(ids) == len(names) {
+			return ids, nil
+		}
+		if attempt == 50 {
+			return nil, fmt.Errorf("restore: the topics created do not show in the cluster's metadata after %d tries", attempt)
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if md, err = c.RefreshMetadata(ctx, names); err != nil {
+			return nil, fmt.Errorf("restore: metadata: %w", err)
+		}
 	}
-	return nil
 }
 
 // checkEmpty refuses target partitions that hold records, unless allowed.

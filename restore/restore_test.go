@@ -16,6 +16,7 @@ import (
 	"github.com/ktape/ktape/repo"
 	"github.com/ktape/ktape/storage"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func records(prefix string, n int) []*kgo.Record {
@@ -336,5 +337,48 @@ func TestRestoreRefusesDamage(t *testing.T) {
 				t.Fatalf("restore of a damaged segment: %v; want an error naming %s and saying %q", err, key, tc.want)
 			}
 		})
+	}
+}
+
+// A finished restore whose target topic was deleted since is not "done":
+// the same command restores it again (the topic created again has a new
+// topic id, so it is a new restore), rather than report success over an
+// empty topic.
+func TestRestoreAfterTopicDeleted(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, kfaketest.Topics(1, "t"))
+	e.src.Produce(t, "t", 0, records("r", 30)...)
+	m := e.backup(t)
+	first, err := Run(ctx, e.dc, e.r, m, Options{})
+	if err != nil || first.Records != 30 {
+		t.Fatalf("first restore: %+v, %v", first, err)
+	}
+	if again, err := Run(ctx, e.dc, e.r, m, Options{}); err != nil || !again.Complete || again.ID != first.ID {
+		t.Fatalf("the same restore again: %+v, %v", again, err)
+	}
+	req := kmsg.NewPtrDeleteTopicsRequest()
+	req.TopicNames = []string{"t"}
+	req.Topics = []kmsg.DeleteTopicsRequestTopic{{Topic: kmsg.StringPtr("t")}}
+	resp, err := req.RequestWith(ctx, e.dst.Client(t))
+	if err != nil || len(resp.Topics) != 1 || resp.Topics[0].ErrorCode != 0 {
+		t.Fatalf("delete the target topic: %+v, %v", resp, err)
+	}
+	third, err := Run(ctx, e.dc, e.r, m, Options{})
+	if err != nil || third.Complete || third.ID == first.ID || third.Records != 30 || third.TopicsCreated != 1 {
+		t.Fatalf("restore after the target topic was deleted: %+v, %v", third, err)
+	}
+	if got, want := committed(t, e.dst, "t"), committed(t, e.src, "t"); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("restored %v, want %v", got, want)
+	}
+	// Without topic ids, a restore found done is checked against the
+	// target's end offsets.
+	targets := []Target{{Dest: client.TopicPartition{Topic: "t", Partition: 0}}}
+	done := &repo.RestoreDone{ID: "x", Partitions: []repo.RestoredPartition{{Topic: "t", Partition: 0, End: 30}}}
+	if err := checkDone(ctx, e.dc, done, targets); err != nil {
+		t.Fatalf("a target holding the restore: %v", err)
+	}
+	done.Partitions[0].End = 31
+	if err := checkDone(ctx, e.dc, done, targets); err == nil || !strings.Contains(err.Error(), "deleted or truncated") {
+		t.Fatalf("a target ending before the restore did: %v", err)
 	}
 }

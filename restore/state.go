@@ -33,8 +33,11 @@ type partState struct {
 
 // restoreID names a restore by what it does: the same backup into the
 // same cluster, the same partitions to the same places, the same window.
-// Running it again is resuming it.
-func restoreID(m *repo.Manifest, cluster string, targets []Target) string {
+// Running it again is resuming it. The target topics are named by their
+// ids too, where the cluster has them (Kafka 2.8 and later): a topic
+// deleted and created again since is a new restore, not one found done
+// or half done.
+func restoreID(m *repo.Manifest, cluster string, targets []Target, topicIDs map[string][16]byte) string {
 	type part struct {
 		Source, Dest          string
 		First, Last, From, To int64
@@ -42,10 +45,17 @@ func restoreID(m *repo.Manifest, cluster string, targets []Target) string {
 	key := struct {
 		Backup, Cluster string
 		Parts           []part
+		TopicIDs        map[string]string `json:",omitempty"`
 	}{Backup: m.ID, Cluster: cluster}
 	for _, t := range targets {
 		w := t.window
 		key.Parts = append(key.Parts, part{t.Source.String(), t.Dest.String(), w.first, w.last, w.from, w.to})
+		if id := topicIDs[t.Dest.Topic]; id != ([16]byte{}) {
+			if key.TopicIDs == nil {
+				key.TopicIDs = map[string]string{}
+			}
+			key.TopicIDs[t.Dest.Topic] = hex.EncodeToString(id[:])
+		}
 	}
 	b, _ := json.Marshal(key)
 	h := sha256.Sum256(b)
@@ -149,6 +159,25 @@ func endOffsets(ctx context.Context, c *client.Client, targets []Target) (map[cl
 		out[tp] = res[tp].Offset
 	}
 	return out, nil
+}
+
+// checkDone makes sure that a restore found done is still in the target:
+// every partition ends at or past where the restore's records ended. A
+// cluster without topic ids gives a topic created again the same restore
+// id; this catches that case.
+func checkDone(ctx context.Context, c *client.Client, d *repo.RestoreDone, targets []Target) error {
+	ends, err := endOffsets(ctx, c, targets)
+	if err != nil {
+		return err
+	}
+	for _, p := range d.Partitions {
+		tp := client.TopicPartition{Topic: p.Topic, Partition: p.Partition}
+		if end, ok := ends[tp]; ok && end < p.End {
+			return fmt.Errorf("restore: restore %s finished on %s, but %s now ends at offset %d, before the %d it left: the topic was deleted or truncated since, and this cluster has no topic ids to tell; restore into another topic (--remap)",
+				d.ID, d.Finished.Format(time.RFC3339), tp, end, p.End)
+		}
+	}
+	return nil
 }
 
 // finish checks that every target partition ends exactly where the
