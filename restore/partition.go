@@ -106,6 +106,7 @@ func (e *engine) partition(ctx context.Context, ps *partState) error {
 		ps.translated[c] = ps.start + ps.walked
 	}
 	ps.pending = nil
+	e.obs.Restored(Event{Source: t.Source, Dest: t.Dest, Next: t.Backup.To})
 	return nil
 }
 
@@ -126,6 +127,7 @@ func (e *engine) emit(ctx context.Context, ps *partState, pc *piece) error {
 	switch {
 	case ps.walked <= ps.done:
 		e.already.Add(1)
+		e.obs.Restored(Event{Source: ps.t.Source, Dest: ps.t.Dest, Next: pc.last + 1})
 		return nil
 	case ps.walked-pc.records < ps.done:
 		return fmt.Errorf("restore: %s holds %d records of this restore, which ends inside the batch of source offsets %d-%d: something else wrote there; restore elsewhere",
@@ -390,7 +392,7 @@ func (e *engine) send(ctx context.Context, t *Target, pc *piece) error {
 	if err := e.limit.wait(ctx, len(b)); err != nil {
 		return err
 	}
-	records, size := int64(b.NumRecords()), int64(len(b))
+	records, size, next := int64(b.NumRecords()), int64(len(b)), pc.last+1
 	buf := pc.buf
 	if buf != nil {
 		buf.retain()
@@ -406,6 +408,7 @@ func (e *engine) send(ctx context.Context, t *Target, pc *piece) error {
 		e.batches.Add(1)
 		e.records.Add(records)
 		e.bytes.Add(size)
+		e.obs.Restored(Event{Source: t.Source, Dest: t.Dest, Next: next, Batches: 1, Records: records, Bytes: size})
 	})
 	if err != nil && buf != nil {
 		buf.release() // not queued: done will not run

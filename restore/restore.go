@@ -75,6 +75,8 @@ type Options struct {
 	// Workers is the number of partitions read at once; default 4.
 	Workers int
 	Log     *slog.Logger
+	// Observer, if set, is told of the restore's progress.
+	Observer Observer
 }
 
 // Stats are a restore's totals.
@@ -232,7 +234,13 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 		return st, fmt.Errorf("restore: producer: %w", err)
 	}
 	defer p.Close()
-	e := &engine{r: r, p: p, log: opts.Log, pool: newBufPool(opts.Memory * 3 / 4), limit: newLimiter(opts.RateLimit), groups: committedOffsets(m)}
+	e := &engine{r: r, p: p, log: opts.Log, pool: newBufPool(opts.Memory * 3 / 4), limit: newLimiter(opts.RateLimit), groups: committedOffsets(m), obs: opts.Observer}
+	if e.obs == nil {
+		e.obs = nopObserver{}
+	}
+	for _, ps := range parts {
+		e.obs.Planned(PartitionPlan{Source: ps.t.Source, Dest: ps.t.Dest, From: ps.t.Backup.From, To: ps.t.Backup.To})
+	}
 	work := make(chan *partState)
 	errs := make(chan error, opts.Workers)
 	var wg sync.WaitGroup
@@ -405,6 +413,7 @@ type engine struct {
 	p     *producer.Producer
 	log   *slog.Logger
 	pool  *bufPool
+	obs   Observer
 	limit *limiter
 	// groups are the backup's committed offsets, by source partition
 	groups map[client.TopicPartition][]int64

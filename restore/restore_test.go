@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -381,4 +382,49 @@ func TestRestoreAfterTopicDeleted(t *testing.T) {
 	if err := checkDone(ctx, e.dc, done, targets); err == nil || !strings.Contains(err.Error(), "deleted or truncated") {
 		t.Fatalf("a target ending before the restore did: %v", err)
 	}
+}
+
+// The observer hears of every partition planned, of every batch
+// acknowledged, and of each partition's end.
+func TestObserver(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, kfaketest.Topics(2, "t"))
+	e.src.Produce(t, "t", 0, records("a", 40)...)
+	e.src.ProduceWith(t, kfaketest.ProduceOptions{Txn: kfaketest.Abort}, "t", 1, records("b", 5)...)
+	e.src.Produce(t, "t", 1, records("c", 7)...)
+	m := e.backup(t)
+	obs := &recorder{next: map[client.TopicPartition]int64{}, to: map[client.TopicPartition]int64{}}
+	st, err := Run(ctx, e.dc, e.r, m, Options{Observer: obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs.mu.Lock()
+	defer obs.mu.Unlock()
+	if obs.batches != st.Batches || obs.records != st.Records || obs.bytes != st.Bytes || obs.records != 47 {
+		t.Fatalf("observed %d batches, %d records, %d bytes; stats %+v", obs.batches, obs.records, obs.bytes, st)
+	}
+	if len(obs.to) != 2 || fmt.Sprint(obs.next) != fmt.Sprint(obs.to) {
+		t.Fatalf("partitions end at %v, planned to %v", obs.next, obs.to)
+	}
+}
+
+type recorder struct {
+	mu                      sync.Mutex
+	next, to                map[client.TopicPartition]int64
+	batches, records, bytes int64
+}
+
+func (r *recorder) Planned(p PartitionPlan) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.to[p.Source] = p.To
+}
+
+func (r *recorder) Restored(e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.next[e.Source] = max(r.next[e.Source], e.Next)
+	r.batches += e.Batches
+	r.records += e.Records
+	r.bytes += e.Bytes
 }

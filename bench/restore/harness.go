@@ -190,6 +190,12 @@ func (r *runner) runOne(impl, target string, k inputKey, in *input, rep int) res
 	)
 	switch impl {
 	case "ktape":
+		// Every run is a new restore: the log an earlier run left in the
+		// repository (restores/) would make this one find it done.
+		if err := os.RemoveAll(filepath.Join(in.repoDir(), "restores")); err != nil {
+			res.Error = err.Error()
+			return res
+		}
 		res.InputBytes = harness.DirSize(in.repoDir())
 		cmd = exec.CommandContext(ctx, r.ktapeBin, "restore", "--brokers", srv.Addr, "--repo", in.repoDir(),
 			"--backup", "latest", "--json", "--memory", strconv.FormatInt(r.opts.memory, 10))

@@ -65,8 +65,10 @@
 // -table reports medians.
 //
 //   - ktape: "ktape restore --brokers ADDR --repo DIR --backup latest
-//     --json --memory M". Its restore_done line must report every batch,
-//     record and byte of the topic.
+//     --json --memory M", after removing the restore log (restores/) an
+//     earlier run left in the repository, so that each run is a new
+//     restore. Its restore_done line must report every batch, record and
+//     byte of the topic.
 //   - kcat: "kcat -P -b ADDR -t TOPIC -K KD -D RD -q -X
 //     enable.idempotence=true -X linger.ms=5 -X batch.size=1000000
 //     [-z lz4]" with the records file on stdin (Debian's kcat; linger and
