@@ -2,54 +2,31 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/ktape/ktape/backup"
 	"github.com/ktape/ktape/client"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
 )
 
 // backupMonitor turns a backup's events into Prometheus metrics, progress
 // bars on a terminal, and periodic log lines otherwise.
 type backupMonitor struct {
-	log     *slog.Logger
+	progress
 	metrics *backupMetrics // nil without --metrics-addr
-
-	mu     sync.Mutex
-	start  time.Time
-	parts  map[client.TopicPartition]*partProgress
-	topics map[string]*topicProgress
-	names  []string // topics in order of planning
-	total  topicProgress
-	bars   *mpb.Progress // nil when not on a terminal
+	parts   map[client.TopicPartition]*partProgress
 }
 
 // partProgress is one partition's: where it started and ends (-1:
 // continuous), where it is, and its high watermark.
 type partProgress struct{ from, to, next, hwm int64 }
 
-// topicProgress sums a topic's partitions (or all of them, for the total).
-type topicProgress struct {
-	planned, done  int64 // offsets: to back up in this run (snapshot), backed up
-	bytes, records int64
-	bar            *mpb.Bar
-}
-
 func newBackupMonitor(log *slog.Logger, metrics *backupMetrics) *backupMonitor {
-	return &backupMonitor{log: log, metrics: metrics, start: time.Now(),
-		parts: map[client.TopicPartition]*partProgress{}, topics: map[string]*topicProgress{}}
+	m := &backupMonitor{progress: newProgress("backup"), metrics: metrics, parts: map[client.TopicPartition]*partProgress{}}
+	m.log = log
+	return m
 }
 
 func (p *partProgress) lag() int64 {
@@ -62,18 +39,9 @@ func (p *partProgress) lag() int64 {
 func (m *backupMonitor) Planned(e backup.PartitionPlan) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t := m.topics[e.Topic]
-	if t == nil {
-		t = &topicProgress{}
-		m.topics[e.Topic] = t
-		m.names = append(m.names, e.Topic)
-	}
 	p := &partProgress{from: e.From, to: e.To, next: e.From, hwm: e.HighWatermark}
 	m.parts[e.TopicPartition] = p
-	if e.To >= 0 {
-		t.planned += e.To - e.From
-		m.total.planned += e.To - e.From
-	}
+	m.planLocked(e.Topic, max(0, e.To-e.From)) // nothing planned when continuous (To -1)
 	if m.metrics != nil {
 		m.metrics.lag.WithLabelValues(e.Topic, strconv.Itoa(int(e.Partition))).Set(float64(p.lag()))
 	}
@@ -82,17 +50,16 @@ func (m *backupMonitor) Planned(e backup.PartitionPlan) {
 func (m *backupMonitor) Fetched(e backup.FetchEvent) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	p, t := m.parts[e.TopicPartition], m.topics[e.Topic]
-	if p == nil || t == nil {
+	p := m.parts[e.TopicPartition]
+	if p == nil {
 		return
 	}
 	moved := max(0, e.Next-p.next)
 	p.next, p.hwm = max(p.next, e.Next), e.HighWatermark
-	for _, s := range []*topicProgress{t, &m.total} {
-		s.done += moved
-		s.bytes += e.Bytes
-		s.records += e.Records
+	if p.to < 0 {
+		moved = 0 // a continuous backup has no bars to move
 	}
+	m.advanceLocked(e.Topic, moved, e.Records, e.Bytes)
 	if m.metrics != nil {
 		m.metrics.bytes.WithLabelValues(e.Topic).Add(float64(e.Bytes))
 		m.metrics.records.WithLabelValues(e.Topic).Add(float64(e.Records))
@@ -100,94 +67,15 @@ func (m *backupMonitor) Fetched(e backup.FetchEvent) {
 		m.metrics.lag.WithLabelValues(e.Topic, strconv.Itoa(int(e.Partition))).Set(float64(p.lag()))
 		m.metrics.fetchWait.Observe(e.Wait.Seconds())
 	}
-	if m.bars != nil && p.to >= 0 {
-		m.showProgress(e.Topic, t)
-	}
 }
 
-// showProgress moves (adding on first use) the bars of a topic and of the
-// total; called with m.mu held.
-func (m *backupMonitor) showProgress(name string, t *topicProgress) {
-	if m.total.bar == nil {
-		m.total.bar = m.newBar("total", &m.total)
+// lagAttrs is the progress log's addition for a continuous backup.
+func (m *backupMonitor) lagAttrs() []any {
+	lag := int64(0)
+	for _, p := range m.parts {
+		lag += p.lag()
 	}
-	if t.bar == nil {
-		t.bar = m.newBar(name, t)
-	}
-	t.bar.SetCurrent(t.done)
-	m.total.bar.SetCurrent(m.total.done)
-}
-
-// newBar adds a bar of offsets with the bytes and rate read from s.
-func (m *backupMonitor) newBar(name string, s *topicProgress) *mpb.Bar {
-	return m.bars.AddBar(max(1, s.planned),
-		mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR), decor.Percentage(decor.WCSyncSpace)),
-		mpb.AppendDecorators(
-			decor.Any(func(decor.Statistics) string {
-				// Read under m.mu: the bars render from their own goroutine.
-				m.mu.Lock()
-				defer m.mu.Unlock()
-				secs := max(time.Since(m.start).Seconds(), 0.001)
-				return fmt.Sprintf("%d records, %s, %s/s", s.records, size(uint64(s.bytes)), size(uint64(float64(s.bytes)/secs)))
-			}, decor.WCSyncSpace),
-			decor.OnComplete(decor.AverageETA(decor.ET_STYLE_GO, decor.WCSyncSpace), "done"),
-		))
-}
-
-// showBars draws progress bars on w (a terminal) until the returned stop
-// is called.
-func (m *backupMonitor) showBars(w io.Writer) (stop func()) {
-	m.mu.Lock()
-	m.bars = mpb.New(mpb.WithOutput(w), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithAutoRefresh())
-	bars := m.bars
-	m.mu.Unlock()
-	return func() {
-		m.mu.Lock()
-		for _, name := range m.names {
-			if t := m.topics[name]; t.bar != nil {
-				t.bar.SetCurrent(t.done)
-				t.bar.Abort(false)
-			}
-		}
-		if m.total.bar != nil {
-			m.total.bar.Abort(false)
-		}
-		m.mu.Unlock()
-		bars.Wait()
-	}
-}
-
-// logProgress logs the totals every interval until ctx ends: the
-// progress display when standard error is not a terminal.
-func (m *backupMonitor) logProgress(ctx context.Context, interval time.Duration) {
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		m.mu.Lock()
-		secs := max(time.Since(m.start).Seconds(), 0.001)
-		attrs := []any{"records", m.total.records, "bytes", m.total.bytes, "bytes_per_second", int64(float64(m.total.bytes) / secs)}
-		if m.total.planned > 0 {
-			pct := 100 * float64(m.total.done) / float64(m.total.planned)
-			attrs = append(attrs, "offsets_done", m.total.done, "offsets_planned", m.total.planned, "percent", int(pct))
-			if m.total.done > 0 {
-				eta := time.Duration(secs*float64(m.total.planned-m.total.done)/float64(m.total.done)) * time.Second
-				attrs = append(attrs, "eta", eta.Round(time.Second).String())
-			}
-		} else {
-			lag := int64(0)
-			for _, p := range m.parts {
-				lag += p.lag()
-			}
-			attrs = append(attrs, "lag_offsets", lag)
-		}
-		m.mu.Unlock()
-		m.log.Info("backup: progress", attrs...)
-	}
+	return []any{"lag_offsets", lag}
 }
 
 func (m *backupMonitor) Stored(e backup.StoreEvent) {
@@ -259,21 +147,5 @@ func newBackupMetrics() *backupMetrics {
 // serve serves the metrics on addr (HOST:PORT) at /metrics until ctx
 // ends; it returns the address listened on.
 func (m *backupMetrics) serve(ctx context.Context, addr string, log *slog.Logger) (string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("--metrics-addr %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Warn("metrics server stopped", "err", err)
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	return ln.Addr().String(), nil
+	return serveMetrics(ctx, m.reg, addr, log)
 }

@@ -30,7 +30,7 @@ func TestBackupMonitor(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { m.logProgress(ctx, 5*time.Millisecond); close(done) }()
+	go func() { m.logProgress(ctx, 5*time.Millisecond, m.lagAttrs); close(done) }()
 	for !strings.Contains(logs.String(), "progress") {
 		time.Sleep(5 * time.Millisecond)
 	}

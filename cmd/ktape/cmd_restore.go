@@ -38,6 +38,8 @@ type RestoreOptions struct {
 	GroupRemap        []string
 	DryRun            bool
 	RateLimit         int64
+	MetricsAddr       string
+	ProgressInterval  time.Duration
 }
 
 // AddFlags registers the restore command's flags on fs.
@@ -60,6 +62,8 @@ func (o *RestoreOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.GroupRemap, "group-remap", nil, "with --groups, commit groups matching SRC as DST: SRC=DST like --remap (repeatable)")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "show what would be restored where, and which topics would be created; write nothing")
 	fs.Var(newSizeValue(&o.RateLimit, 0), "rate-limit", "produce at most this many batch bytes per second: bytes, or with a unit (50MiB); 0 for no limit")
+	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (ktape_restore_*) at http://HOST:PORT/metrics while the restore runs")
+	fs.DurationVar(&o.ProgressInterval, "progress-interval", 30*time.Second, "how often progress is logged when standard error is not a terminal (0: never)")
 }
 
 func newRestoreCommand(gopts *GlobalOptions) *cobra.Command {
@@ -91,6 +95,9 @@ again after an interruption (even kill -9) and it continues where the
 target partitions end: nothing twice, nothing lost. Run it after it
 finished and it only commits group offsets again.
 
+Progress shows as bars on a terminal, otherwise as a log line every
+--progress-interval; --metrics-addr serves Prometheus metrics.
+
 With --json, one "restore_done" object with the totals (or, with --dry-run,
 one "restore_plan" object).
 
@@ -115,6 +122,9 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 	}
 	if opts.ReplicationFactor < 0 || opts.ReplicationFactor > 32767 {
 		return usageError{fmt.Errorf("%s %d: 1 to 32767, or 0 for the source's", gopts.Sources.of("replication-factor"), opts.ReplicationFactor)}
+	}
+	if opts.ProgressInterval < 0 {
+		return usageError{fmt.Errorf("%s %s: 0 or more", gopts.Sources.of("progress-interval"), opts.ProgressInterval)}
 	}
 	ro := restore.Options{NoCreateTopics: opts.NoCreateTopics, ReplicationFactor: int16(opts.ReplicationFactor),
 		AllowNonEmpty: opts.AllowNonEmpty, Memory: opts.Memory, Log: newLogger(errOut, gopts.JSON)}
@@ -174,6 +184,30 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Progress: bars on a terminal, log lines otherwise; logs go above
+	// the bars while they are drawn.
+	var metrics *restoreMetrics
+	if opts.MetricsAddr != "" {
+		metrics = newRestoreMetrics()
+	}
+	mon := newRestoreMonitor(ro.Log, metrics)
+	if isTerminal(errOut) && !gopts.JSON {
+		defer mon.showBars(errOut)()
+		ro.Log = newLogger(mon.bars, gopts.JSON)
+		mon.log = ro.Log
+	} else if opts.ProgressInterval > 0 {
+		pctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go mon.logProgress(pctx, opts.ProgressInterval, nil)
+	}
+	ro.Observer = mon
+	if metrics != nil {
+		addr, err := metrics.serve(ctx, opts.MetricsAddr, ro.Log)
+		if err != nil {
+			return usageError{err}
+		}
+		ro.Log.Info("serving metrics", "url", "http://"+addr+"/metrics")
+	}
 	start := time.Now()
 	stats, err := restore.Run(ctx, c, r, m, ro)
 	if err != nil {

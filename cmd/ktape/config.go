@@ -72,8 +72,9 @@ func envName(flag string) string {
 }
 
 // configurable reports whether a flag can be set from the environment or
-// the file: all but --help and --config itself.
-func configurable(f *pflag.Flag) bool { return f.Name != "help" && f.Name != "config" }
+// the file: all but --help, --config itself and hidden flags
+// (--cpu-profile, for developers: the command line only).
+func configurable(f *pflag.Flag) bool { return f.Name != "help" && f.Name != "config" && !f.Hidden }
 
 // keyPath returns a flag's key in the config file, as the path of section
 // names and the key, for flag f owned by command c.
