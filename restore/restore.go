@@ -15,6 +15,10 @@
 // restore log (repo.RestoreStart, OffsetMap, RestoreDone), which makes a
 // restore killed at any moment resumable without a duplicate or a loss,
 // and translates consumer group offsets exactly.
+//
+// A partition map (Options.PartitionMap, pmap.go) restores a topic into
+// other partitions: explicitly, batches still sent as stored, or spread
+// over N partitions by key, records re-encoded (spread.go).
 package restore
 
 import (
