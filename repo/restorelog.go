@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -190,57 +191,129 @@ func (r *Repository) OffsetMap(ctx context.Context, key string) (*OffsetMap, err
 // to the target, the source offsets of its first and last record, the
 // target offset of its first record, and its record count. It is held
 // encoded (FORMAT.md, "Restore log"): a few bytes per batch.
+//
+// A target partition restored from one source partition has a version 1
+// map. One restored from several (partitions merged, or records spread
+// by key) has a version 2 map, whose entries also name their source: its
+// index in the partition's RestorePartition.Sources. The zero OffsetMap is
+// an empty version 1 map.
 type OffsetMap struct {
 	buf []byte
 	n   int
-	// where the previous entry ended, for the deltas
+	v2  bool
+	// where the previous entry ended, for the deltas: in a version 2 map
+	// the source offsets are per source (srcEnds)
 	srcEnd, tgtEnd int64
+	srcEnds        map[int]int64
 }
 
 // OffsetMapEntry is one batch of an OffsetMap.
 type OffsetMapEntry struct {
+	// Source is the index of the batch's source partition in the target
+	// partition's RestorePartition.Sources; always 0 in a version 1 map.
+	// A batch's records come from one source.
+	Source                  int
 	SourceFirst, SourceLast int64 // source offsets of the first and last record
 	TargetBase              int64 // target offset of the first record
-	Records                 int64
+	// Records is the batch's record count: at most the span of its
+	// source offsets, less when records of that span went elsewhere
+	// (compacted away, outside a window, or spread to another
+	// partition by key).
+	Records int64
 }
 
-var offsetMapMagic = []byte("KTOM\x01")
+var (
+	offsetMapMagic   = []byte("KTOM\x01")
+	offsetMapMagicV2 = []byte("KTOM\x02")
+)
 
-// Add appends a batch. Entries must come in offset order on both sides.
+// maxMapSources bounds a version 2 entry's source index (a partition
+// count is an int32).
+const maxMapSources = 1<<31 - 1
+
+// NewOffsetMap returns an empty map of a target partition restored from
+// sources source partitions: version 1 for one, version 2 for more.
+func NewOffsetMap(sources int) *OffsetMap {
+	return &OffsetMap{v2: sources > 1}
+}
+
+// Add appends a batch. Entries must come in offset order on the target
+// side, and on the source side per source.
 func (m *OffsetMap) Add(e OffsetMapEntry) error {
 	if m.buf == nil {
-		m.buf = append(m.buf, offsetMapMagic...)
+		m.buf = append(m.buf, m.magic()...)
 	}
-	if e.SourceFirst < m.srcEnd || e.SourceLast < e.SourceFirst || e.TargetBase < m.tgtEnd || e.Records <= 0 {
-		return fmt.Errorf("repo: offset map entry %+v out of order (after source %d, target %d)", e, m.srcEnd, m.tgtEnd)
+	srcEnd := m.srcEnd
+	if m.v2 {
+		srcEnd = m.srcEnds[e.Source]
 	}
-	m.buf = binary.AppendUvarint(m.buf, uint64(e.SourceFirst-m.srcEnd))
+	switch {
+	case e.Source < 0 || e.Source > maxMapSources || !m.v2 && e.Source != 0:
+		return fmt.Errorf("repo: offset map entry %+v: source index out of range", e)
+	case e.SourceFirst < srcEnd || e.SourceLast < e.SourceFirst || e.TargetBase < m.tgtEnd || e.Records <= 0:
+		return fmt.Errorf("repo: offset map entry %+v out of order (after source %d, target %d)", e, srcEnd, m.tgtEnd)
+	case m.v2 && e.Records-1 > e.SourceLast-e.SourceFirst:
+		return fmt.Errorf("repo: offset map entry %+v: more records than source offsets", e)
+	}
+	if m.v2 {
+		m.buf = binary.AppendUvarint(m.buf, uint64(e.Source))
+	}
+	m.buf = binary.AppendUvarint(m.buf, uint64(e.SourceFirst-srcEnd))
 	m.buf = binary.AppendUvarint(m.buf, uint64(e.SourceLast-e.SourceFirst))
 	m.buf = binary.AppendUvarint(m.buf, uint64(e.TargetBase-m.tgtEnd))
 	m.buf = binary.AppendUvarint(m.buf, uint64(e.Records))
-	m.srcEnd, m.tgtEnd = e.SourceLast+1, e.TargetBase+e.Records
+	if m.v2 {
+		if m.srcEnds == nil {
+			m.srcEnds = map[int]int64{}
+		}
+		m.srcEnds[e.Source] = e.SourceLast + 1
+	} else {
+		m.srcEnd = e.SourceLast + 1
+	}
+	m.tgtEnd = e.TargetBase + e.Records
 	m.n++
 	return nil
+}
+
+func (m *OffsetMap) magic() []byte {
+	if m.v2 {
+		return offsetMapMagicV2
+	}
+	return offsetMapMagic
 }
 
 // Len is the number of entries.
 func (m *OffsetMap) Len() int { return m.n }
 
+// Version is the map's format version: 1 or 2.
+func (m *OffsetMap) Version() int {
+	if m.v2 {
+		return 2
+	}
+	return 1
+}
+
 // Bytes is the encoded map, as stored.
 func (m *OffsetMap) Bytes() []byte {
 	if m.buf == nil {
-		return offsetMapMagic
+		return m.magic()
 	}
 	return m.buf
 }
 
-// ParseOffsetMap checks and parses an encoded map.
+// ParseOffsetMap checks and parses an encoded map, of either version.
 func ParseOffsetMap(b []byte) (*OffsetMap, error) {
-	if len(b) < len(offsetMapMagic) || string(b[:len(offsetMapMagic)]) != string(offsetMapMagic) {
+	m := &OffsetMap{}
+	switch {
+	case bytes.HasPrefix(b, offsetMapMagic):
+	case bytes.HasPrefix(b, offsetMapMagicV2):
+		m.v2 = true
+	case bytes.HasPrefix(b, offsetMapMagic[:4]) && len(b) > 4:
+		return nil, fmt.Errorf("ktape offset map of version %d, which this version of ktape does not know", b[4])
+	default:
 		return nil, errors.New("not a ktape offset map (bad magic)")
 	}
-	m := &OffsetMap{}
-	err := each(b, func(e OffsetMapEntry) error { return m.Add(e) })
+	err := each(b, m.v2, func(e OffsetMapEntry) error { return m.Add(e) })
 	if err != nil {
 		return nil, err
 	}
@@ -248,27 +321,49 @@ func ParseOffsetMap(b []byte) (*OffsetMap, error) {
 }
 
 // Each calls fn with every entry, in order.
-func (m *OffsetMap) Each(fn func(OffsetMapEntry) error) error { return each(m.Bytes(), fn) }
+func (m *OffsetMap) Each(fn func(OffsetMapEntry) error) error { return each(m.Bytes(), m.v2, fn) }
 
-func each(b []byte, fn func(OffsetMapEntry) error) error {
+func each(b []byte, v2 bool, fn func(OffsetMapEntry) error) error {
 	pos := len(offsetMapMagic)
 	var srcEnd, tgtEnd int64
+	var srcEnds map[int]int64
+	fields := 4
+	if v2 {
+		fields, srcEnds = 5, map[int]int64{}
+	}
 	for i := 0; pos < len(b); i++ {
-		var v [4]uint64
-		for j := range v {
+		var v [5]uint64
+		for j := range fields {
 			x, n := binary.Uvarint(b[pos:])
 			if n <= 0 || x > 1<<62 {
 				return fmt.Errorf("offset map entry %d: bad varint at byte %d", i, pos)
 			}
 			v[j], pos = x, pos+n
 		}
-		e := OffsetMapEntry{SourceFirst: srcEnd + int64(v[0])}
+		var e OffsetMapEntry
+		if v2 {
+			if v[0] > maxMapSources {
+				return fmt.Errorf("offset map entry %d: source index %d out of range", i, v[0])
+			}
+			e.Source = int(v[0])
+			srcEnd = srcEnds[e.Source]
+			copy(v[:], v[1:])
+		}
+		e.SourceFirst = srcEnd + int64(v[0])
 		e.SourceLast = e.SourceFirst + int64(v[1])
 		e.TargetBase, e.Records = tgtEnd+int64(v[2]), int64(v[3])
 		if e.Records == 0 {
 			return fmt.Errorf("offset map entry %d: no records", i)
 		}
-		srcEnd, tgtEnd = e.SourceLast+1, e.TargetBase+e.Records
+		if e.SourceLast < 0 || e.TargetBase+e.Records < 0 {
+			return fmt.Errorf("offset map entry %d: offsets out of range", i)
+		}
+		if v2 {
+			srcEnds[e.Source] = e.SourceLast + 1
+		} else {
+			srcEnd = e.SourceLast + 1
+		}
+		tgtEnd = e.TargetBase + e.Records
 		if err := fn(e); err != nil {
 			return err
 		}

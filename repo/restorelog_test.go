@@ -37,10 +37,59 @@ func TestOffsetMapRoundTrip(t *testing.T) {
 	if n := len(m.Bytes()); n > 40 {
 		t.Errorf("three entries take %d bytes", n)
 	}
-	for _, bad := range [][]byte{nil, []byte("KTOM\x02"), append(m.Bytes()[:len(m.Bytes()):len(m.Bytes())], 0x80), append(append([]byte{}, m.Bytes()...), 1, 1, 1, 0)} {
+	for _, bad := range [][]byte{nil, []byte("KTOM\x03"), []byte("KTOM"), append(m.Bytes()[:len(m.Bytes()):len(m.Bytes())], 0x80), append(append([]byte{}, m.Bytes()...), 1, 1, 1, 0)} {
 		if _, err := ParseOffsetMap(bad); err == nil {
 			t.Errorf("ParseOffsetMap(%x) accepted", bad)
 		}
+	}
+}
+
+// A version 2 map: entries from several sources, each source's offsets
+// in order on their own (a source may go back behind another's), record
+// counts below the span for batches spread by key.
+func TestOffsetMapV2(t *testing.T) {
+	want := []OffsetMapEntry{
+		{Source: 0, SourceFirst: 100, SourceLast: 199, TargetBase: 0, Records: 40},
+		{Source: 0, SourceFirst: 200, SourceLast: 300, TargetBase: 40, Records: 101},
+		{Source: 2, SourceFirst: 0, SourceLast: 9, TargetBase: 141, Records: 3},
+		{Source: 1, SourceFirst: 5, SourceLast: 5, TargetBase: 144, Records: 1},
+		{Source: 2, SourceFirst: 10, SourceLast: 19, TargetBase: 145, Records: 10},
+	}
+	m := NewOffsetMap(3)
+	for _, e := range want {
+		if err := m.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, bad := range []OffsetMapEntry{
+		{Source: 2, SourceFirst: 15, SourceLast: 30, TargetBase: 200, Records: 1},   // back in source 2's offsets
+		{Source: 0, SourceFirst: 400, SourceLast: 401, TargetBase: 200, Records: 3}, // more records than offsets
+		{Source: 0, SourceFirst: 400, SourceLast: 401, TargetBase: 150, Records: 1}, // back in target offsets
+		{Source: -1, SourceFirst: 400, SourceLast: 401, TargetBase: 200, Records: 1},
+	} {
+		if err := m.Add(bad); err == nil {
+			t.Errorf("entry %+v accepted", bad)
+		}
+	}
+	if !bytes.HasPrefix(m.Bytes(), []byte("KTOM\x02")) || m.Version() != 2 {
+		t.Fatalf("a map of three sources starts %q", m.Bytes()[:5])
+	}
+	back, err := ParseOffsetMap(m.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []OffsetMapEntry
+	back.Each(func(e OffsetMapEntry) error { got = append(got, e); return nil })
+	if !reflect.DeepEqual(got, want) || back.Len() != len(want) || back.Version() != 2 {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	// A version 1 map has one source.
+	var v1 OffsetMap
+	if err := v1.Add(OffsetMapEntry{Source: 1, SourceFirst: 0, SourceLast: 0, TargetBase: 0, Records: 1}); err == nil {
+		t.Error("a version 1 map took an entry of source 1")
+	}
+	if m := NewOffsetMap(1); string(m.Bytes()) != "KTOM\x01" {
+		t.Errorf("a map of one source is %q", m.Bytes())
 	}
 }
 
@@ -105,6 +154,12 @@ func FuzzParseOffsetMap(f *testing.F) {
 	m.Add(OffsetMapEntry{SourceFirst: 12, SourceLast: 300, TargetBase: 4, Records: 200})
 	f.Add(m.Bytes())
 	f.Add([]byte("KTOM\x01"))
+	v2 := NewOffsetMap(4)
+	v2.Add(OffsetMapEntry{Source: 3, SourceFirst: 7, SourceLast: 90, TargetBase: 0, Records: 5})
+	v2.Add(OffsetMapEntry{Source: 0, SourceFirst: 0, SourceLast: 3, TargetBase: 5, Records: 4})
+	v2.Add(OffsetMapEntry{Source: 3, SourceFirst: 91, SourceLast: 91, TargetBase: 9, Records: 1})
+	f.Add(v2.Bytes())
+	f.Add([]byte("KTOM\x02"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := ParseOffsetMap(b)
 		if err != nil {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/ktape/ktape/client"
 	"github.com/ktape/ktape/repo"
@@ -15,11 +17,15 @@ import (
 // a restored partition its target offset: that of the first restored
 // record whose source offset is at or after it, or the target's end when
 // no restored record is. A consumer resuming there reads exactly the
-// restored records it had not read on the source.
+// restored records it had not read on the source. Only partitions
+// restored alone into a target partition, their batches as they were,
+// translate so; offsets on the others are left out (see untranslated).
 func translateGroups(m *repo.Manifest, parts []*partState) []repo.Group {
 	bySource := map[client.TopicPartition]*partState{}
 	for _, ps := range parts {
-		bySource[ps.t.Source] = ps
+		if ps.translated != nil {
+			bySource[ps.sources[0].Source] = ps
+		}
 	}
 	var out []repo.Group
 	for _, g := range m.Groups {
@@ -33,7 +39,7 @@ func translateGroups(m *repo.Manifest, parts []*partState) []repo.Group {
 			if !ok {
 				continue // cannot happen: every committed offset was walked past
 			}
-			tg.Offsets = append(tg.Offsets, repo.GroupOffset{Topic: ps.t.Dest.Topic, Partition: ps.t.Dest.Partition,
+			tg.Offsets = append(tg.Offsets, repo.GroupOffset{Topic: ps.dest.Topic, Partition: ps.dest.Partition,
 				Offset: off, LeaderEpoch: -1, Metadata: o.Metadata})
 		}
 		if len(tg.Offsets) > 0 {
@@ -43,14 +49,51 @@ func translateGroups(m *repo.Manifest, parts []*partState) []repo.Group {
 	return out
 }
 
+// untranslated lists the offsets of the backup's selected groups on
+// restored partitions that have no exact translation (merged with other
+// partitions, or spread by key), as "GROUP: TOPIC/P,P,...", one per group
+// and topic, in the manifest's order.
+func untranslated(m *repo.Manifest, targets []Target, opts Options) []string {
+	ok := exact(targets)
+	var out []string
+	for _, g := range m.Groups {
+		if !selectedGroup(opts, g.Group) {
+			continue
+		}
+		var topics []string
+		parts := map[string][]string{}
+		for _, o := range g.Offsets {
+			tp := client.TopicPartition{Topic: o.Topic, Partition: o.Partition}
+			if x, restored := ok[tp]; !restored || x {
+				continue
+			}
+			if parts[o.Topic] == nil {
+				topics = append(topics, o.Topic)
+			}
+			parts[o.Topic] = append(parts[o.Topic], strconv.Itoa(int(o.Partition)))
+		}
+		for _, t := range topics {
+			out = append(out, fmt.Sprintf("%s: %s/%s", g.Group, t, strings.Join(parts[t], ",")))
+		}
+	}
+	return out
+}
+
 // commitGroups commits the translated offsets of the selected groups,
 // renamed, to the target. A group with active members on the target is
 // left alone (committing under a live consumer would move it behind its
 // back, and the broker refuses it anyway), and so reported in the error,
-// after the other groups are committed.
-func commitGroups(ctx context.Context, c *client.Client, groups []repo.Group, opts Options, st *Stats) error {
+// after the other groups are committed. Offsets with no exact translation
+// are not committed; each is warned of and reported in st.
+func commitGroups(ctx context.Context, c *client.Client, groups []repo.Group, m *repo.Manifest, targets []Target, opts Options, st *Stats) error {
 	if !opts.Groups {
 		return nil
+	}
+	st.GroupsNotTranslated = untranslated(m, targets, opts)
+	for _, u := range st.GroupsNotTranslated {
+		group, parts, _ := strings.Cut(u, ": ")
+		opts.Log.Warn("restore: consumer group offsets not committed: the partitions were merged or spread by key, so no target offset corresponds exactly",
+			"group", group, "partitions", parts)
 	}
 	want := map[string]repo.Group{}
 	for _, g := range groups {

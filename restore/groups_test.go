@@ -156,3 +156,96 @@ func waitMembers(t *testing.T, c *client.Client, group string) {
 	}
 	t.Fatalf("group %s has no members", group)
 }
+
+// Group offsets with partition maps: an explicit one-to-one map (here a
+// permutation) translates each offset to the mapped target partition, and
+// a consumer of the group resumes there; merged and key-spread partitions
+// have no exact translation: those offsets are not committed, and the
+// restore reports them (other partitions of the group are committed).
+func TestGroupOffsetsPartitionMap(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, kfaketest.Topics(2, "orders"), kfaketest.Topics(1, "other"))
+	for b := range 4 {
+		e.src.ProduceWith(t, kfaketest.ProduceOptions{Compression: kgo.Lz4Compression()}, "orders", int32(b%2), records(fmt.Sprint("b", b), 10)...)
+	}
+	e.src.Produce(t, "other", 0, records("o", 5)...)
+	commit := map[client.TopicPartition]client.GroupOffset{
+		{Topic: "orders", Partition: 0}: {Offset: 15, LeaderEpoch: -1}, // b2-5
+		{Topic: "orders", Partition: 1}: {Offset: 3, LeaderEpoch: -1},  // b1-3
+		{Topic: "other", Partition: 0}:  {Offset: 2, LeaderEpoch: -1},
+	}
+	if _, err := e.sc.CommitGroupOffsets(ctx, "g", commit); err != nil {
+		t.Fatal(err)
+	}
+	m := e.backup(t)
+	source := e.src.ConsumeAll(t, "orders", kgo.ReadCommitted())
+	for _, tc := range []struct {
+		name          string
+		pm            PartitionMap
+		notTranslated []string
+	}{
+		{"perm", PartitionMap{Topic: regexp.MustCompile("orders"), Partitions: map[int32]int32{0: 1, 1: 0}}, nil},
+		{"merge", PartitionMap{Topic: regexp.MustCompile("orders"), Partitions: map[int32]int32{0: 0, 1: 0}}, []string{"g: orders/0,1"}},
+		{"hash", PartitionMap{Topic: regexp.MustCompile("orders"), Hash: 3}, []string{"g: orders/0,1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := Options{Groups: true, Remap: []Remap{{regexp.MustCompile("(.*)"), tc.name + ".$1"}},
+				GroupRemap: []Remap{{regexp.MustCompile("(.*)"), tc.name + ".$1"}}, PartitionMap: []PartitionMap{tc.pm}}
+			st, err := Run(ctx, e.dc, e.r, m, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(st.GroupsNotTranslated) != fmt.Sprint(tc.notTranslated) || fmt.Sprint(st.GroupsCommitted) != "["+tc.name+".g]" {
+				t.Fatalf("stats %+v", st)
+			}
+			got, err := e.dc.FetchGroupOffsets(ctx, []string{tc.name + ".g"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			offs := got[tc.name+".g"]
+			if o := offs[client.TopicPartition{Topic: tc.name + ".other", Partition: 0}]; o.Err != nil || o.Offset != 2 {
+				t.Fatalf("%s.other/0: %+v", tc.name, o)
+			}
+			for tp, o := range offs {
+				if tp.Topic == tc.name+".orders" && tc.name != "perm" {
+					t.Fatalf("an offset was committed for %s: %+v", tp, o)
+				}
+			}
+			if tc.name != "perm" {
+				return
+			}
+			// Source partition 0 is in target partition 1, and 1 in 0.
+			if o := offs[client.TopicPartition{Topic: "perm.orders", Partition: 1}]; o.Err != nil || o.Offset != 15 {
+				t.Fatalf("perm.orders/1: %+v", o)
+			}
+			if o := offs[client.TopicPartition{Topic: "perm.orders", Partition: 0}]; o.Err != nil || o.Offset != 3 {
+				t.Fatalf("perm.orders/0: %+v", o)
+			}
+			// A real consumer of the group resumes where it left off.
+			cl := e.dst.Client(t, kgo.ConsumerGroup("perm.g"), kgo.ConsumeTopics("perm.orders"), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+			read := map[int32][]string{}
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			for n := 0; n < 5+17; {
+				fs := cl.PollFetches(pctx)
+				if pctx.Err() != nil {
+					t.Fatalf("the consumer read %v", read)
+				}
+				fs.EachRecord(func(r *kgo.Record) {
+					read[r.Partition] = append(read[r.Partition], line(r))
+					n++
+				})
+			}
+			// What the group had not read on the source.
+			want := map[int32][]string{}
+			for _, r := range source {
+				if c := commit[client.TopicPartition{Topic: "orders", Partition: r.Partition}]; r.Offset >= c.Offset {
+					want[1-r.Partition] = append(want[1-r.Partition], line(r))
+				}
+			}
+			if len(want[0]) != 17 || len(want[1]) != 5 || fmt.Sprint(read) != fmt.Sprint(want) {
+				t.Fatalf("the resumed consumer read\n%v\nwant\n%v", read, want)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/ktape/ktape/client"
 	"github.com/ktape/ktape/record"
 	"github.com/ktape/ktape/repo"
 )
@@ -85,28 +86,45 @@ type piece struct {
 	// buf holds batch, when it is a stored batch sent as it is: the
 	// producer holds buf until the batch is acknowledged
 	buf *buffer
+	// from is the index of the source in the target partition's sources
+	from int
 }
 
-// partition restores one target partition: it walks every batch of the
-// source's range in order, deciding each from the index, reading only the
-// batches restored, and passing the restore's batches to emit. The walk is
-// the same on every run, which is what makes resuming exact.
-func (e *engine) partition(ctx context.Context, ps *partState) error {
-	t := ps.t
-	ps.pending = e.groups[t.Source]
-	ps.translated = map[int64]int64{}
-	if err := e.walk(ctx, t, func(pc *piece) error { return e.emit(ctx, ps, pc) }); err != nil {
-		return err
+// job restores the target partitions of j: it walks the batches of each
+// of its sources in order, deciding each from the index, reading only the
+// batches restored, and passing the restore's batches to emit (or, for a
+// topic spread by key, their records to spread). The walk is the same on
+// every run, which is what makes resuming exact.
+func (e *engine) job(ctx context.Context, j *job) error {
+	if j.hash > 0 {
+		if err := e.spreadJob(ctx, j); err != nil {
+			return err
+		}
+	} else {
+		ps := j.parts[0]
+		if len(ps.sources) == 1 { // offsets translate exactly
+			ps.pending = e.groups[ps.sources[0].Source]
+			ps.translated = map[int64]int64{}
+		}
+		for i, t := range j.targets {
+			if err := e.walk(ctx, t, false, func(pc *piece) error { pc.from = i; return e.emit(ctx, ps, pc) }); err != nil {
+				return err
+			}
+		}
 	}
-	if ps.walked < ps.done {
-		return fmt.Errorf("restore: %s holds %d records more than this restore writes into it: something else wrote there; restore elsewhere",
-			t.Dest, ps.done-ps.walked)
+	for _, ps := range j.parts {
+		if ps.walked < ps.done {
+			return fmt.Errorf("restore: %s holds %d records more than this restore writes into it: something else wrote there; restore elsewhere",
+				ps.dest, ps.done-ps.walked)
+		}
+		for _, c := range ps.pending {
+			ps.translated[c] = ps.start + ps.walked
+		}
+		ps.pending = nil
 	}
-	for _, c := range ps.pending {
-		ps.translated[c] = ps.start + ps.walked
+	for _, t := range j.targets {
+		e.obs.Restored(Event{Source: t.Source, Dest: t.Dest, Next: t.Backup.To})
 	}
-	ps.pending = nil
-	e.obs.Restored(Event{Source: t.Source, Dest: t.Dest, Next: t.Backup.To})
 	return nil
 }
 
@@ -114,8 +132,8 @@ func (e *engine) partition(ctx context.Context, ps *partState) error {
 // covers, and sends it unless the target already holds it.
 func (e *engine) emit(ctx context.Context, ps *partState, pc *piece) error {
 	base := ps.start + ps.walked
-	if err := ps.m.Add(repo.OffsetMapEntry{SourceFirst: pc.first, SourceLast: pc.last, TargetBase: base, Records: pc.records}); err != nil {
-		return fmt.Errorf("restore: %s: %w", ps.t.Source, err)
+	if err := ps.m.Add(repo.OffsetMapEntry{Source: pc.from, SourceFirst: pc.first, SourceLast: pc.last, TargetBase: base, Records: pc.records}); err != nil {
+		return fmt.Errorf("restore: %s (from %s): %w", ps.dest, ps.sources[pc.from].Source, err)
 	}
 	for len(ps.pending) > 0 && ps.pending[0] <= pc.last {
 		c := ps.pending[0]
@@ -127,13 +145,13 @@ func (e *engine) emit(ctx context.Context, ps *partState, pc *piece) error {
 	switch {
 	case ps.walked <= ps.done:
 		e.already.Add(1)
-		e.obs.Restored(Event{Source: ps.t.Source, Dest: ps.t.Dest, Next: pc.last + 1})
+		e.obs.Restored(Event{Source: ps.sources[pc.from].Source, Dest: ps.dest, Next: pc.last + 1})
 		return nil
 	case ps.walked-pc.records < ps.done:
-		return fmt.Errorf("restore: %s holds %d records of this restore, which ends inside the batch of source offsets %d-%d: something else wrote there; restore elsewhere",
-			ps.t.Dest, ps.done, pc.first, pc.last)
+		return fmt.Errorf("restore: %s holds %d records of this restore, which ends inside the batch of source offsets %d-%d of %s: something else wrote there; restore elsewhere",
+			ps.dest, ps.done, pc.first, pc.last, ps.sources[pc.from].Source)
 	}
-	return e.send(ctx, ps.t, pc)
+	return e.send(ctx, ps.dest, ps.sources[pc.from].Source, pc)
 }
 
 // before counts the records of pc whose source offset is below c.
@@ -163,8 +181,11 @@ func (pc *piece) before(c int64) int64 {
 
 // walk passes the restore's batches of t, in order, to emit. A reader
 // goroutine reads ahead what is restored (see read), while this one
-// checks, cuts and sends it.
-func (e *engine) walk(ctx context.Context, t *Target, emit func(*piece) error) error {
+// checks, cuts and sends it. With raw, batches are passed as stored, not
+// renumbered nor cut by the window: a piece's keep (when set) says which
+// of its records are restored, and first, last and records are set only
+// when keep is nil.
+func (e *engine) walk(ctx context.Context, t *Target, raw bool, emit func(*piece) error) error {
 	p := t.Backup
 	if len(p.Segments) == 0 || p.From >= p.To {
 		return nil
@@ -182,7 +203,7 @@ func (e *engine) walk(ctx context.Context, t *Target, emit func(*piece) error) e
 	var r record.Reader
 	for u := range units {
 		if u.err == nil {
-			u.err = e.unit(t, u, txns, d, &rn, &r, emit)
+			u.err = e.unit(t, u, txns, d, &rn, &r, raw, emit)
 			u.buf.release()
 		}
 		if u.err != nil {
@@ -317,13 +338,15 @@ func (e *engine) read(ctx context.Context, t *Target, indexes []*repo.Segment, t
 }
 
 // unit checks the batches of a unit read and emits those restored.
-func (e *engine) unit(t *Target, u *unit, txns map[int64][]marker, d *record.Decompressor, rn *record.Renumberer, r *record.Reader, emit func(*piece) error) error {
+func (e *engine) unit(t *Target, u *unit, txns map[int64][]marker, d *record.Decompressor, rn *record.Renumberer, r *record.Reader, raw bool, emit func(*piece) error) error {
 	w := t.window
 	return u.seg.BatchRangeInto(u.data, u.space, u.lo, u.hi, d, func(ie repo.IndexEntry, b record.Batch) error {
-		switch judge(w, txns, &ie) {
-		case sendWhole:
+		switch v := judge(w, txns, &ie); {
+		case raw && v == inspect:
+			return emit(&piece{batch: b, src: b, keep: w.keep, buf: u.buf})
+		case v == sendWhole:
 			pc := piece{batch: b, first: b.BaseOffset(), last: b.LastOffset(), records: int64(b.NumRecords()), src: b, buf: u.buf}
-			if !b.Contiguous() {
+			if !raw && !b.Contiguous() {
 				_, nb, err := rn.Renumber(nil, b)
 				if err != nil {
 					return fmt.Errorf("renumber the batch at offset %d: %w", b.BaseOffset(), err)
@@ -332,7 +355,7 @@ func (e *engine) unit(t *Target, u *unit, txns map[int64][]marker, d *record.Dec
 				e.ren.Add(1)
 			}
 			return emit(&pc)
-		case inspect:
+		case v == inspect:
 			return e.inspect(b, w, r, rn, u.buf, emit)
 		}
 		return nil // counted when the entries were judged
@@ -387,7 +410,7 @@ func (e *engine) inspect(b record.Batch, w window, r *record.Reader, rn *record.
 // send hands pc's batch to the producer, which holds the buffer it is in
 // until it is acknowledged. Its CRC was checked when it was read, or
 // computed when it was re-encoded.
-func (e *engine) send(ctx context.Context, t *Target, pc *piece) error {
+func (e *engine) send(ctx context.Context, dest, source client.TopicPartition, pc *piece) error {
 	b := pc.batch
 	if err := e.limit.wait(ctx, len(b)); err != nil {
 		return err
@@ -397,18 +420,18 @@ func (e *engine) send(ctx context.Context, t *Target, pc *piece) error {
 	if buf != nil {
 		buf.retain()
 	}
-	err := e.p.SendCheckedBatch(ctx, t.Dest, b, func(_ int64, err error) {
+	err := e.p.SendCheckedBatch(ctx, dest, b, func(_ int64, err error) {
 		if buf != nil {
 			buf.release()
 		}
 		if err != nil {
-			e.fail(fmt.Errorf("restore: %s (from %s): %w", t.Dest, t.Source, err))
+			e.fail(fmt.Errorf("restore: %s (from %s): %w", dest, source, err))
 			return
 		}
 		e.batches.Add(1)
 		e.records.Add(records)
 		e.bytes.Add(size)
-		e.obs.Restored(Event{Source: t.Source, Dest: t.Dest, Next: next, Batches: 1, Records: records, Bytes: size})
+		e.obs.Restored(Event{Source: source, Dest: dest, Next: next, Batches: 1, Records: records, Bytes: size})
 	})
 	if err != nil && buf != nil {
 		buf.release() // not queued: done will not run

@@ -17,6 +17,10 @@ type Preview struct {
 	// Groups are the backed-up groups whose offsets would be translated
 	// (committed with Options.Groups), by their name on the target.
 	Groups []string `json:"groups,omitempty"`
+	// GroupsNotTranslated are offsets of selected groups on partitions
+	// merged or spread by key, which would not be committed
+	// (Stats.GroupsNotTranslated).
+	GroupsNotTranslated []string `json:"groups_not_translated,omitempty"`
 }
 
 // PreviewTopic is one topic of a Preview.
@@ -25,9 +29,14 @@ type PreviewTopic struct {
 	Target string `json:"target"`
 	// Create is set when the target topic does not exist and would be
 	// created with Partitions partitions.
-	Create     bool               `json:"create"`
-	Partitions int                `json:"partitions"`
-	Restored   []PreviewPartition `json:"restored"`
+	Create     bool `json:"create"`
+	Partitions int  `json:"partitions"`
+	// PartitionMap is the partition map that applies (as
+	// ParsePartitionMap reads it), if any; ByKey is set when records are
+	// spread by key over partitions 0..ByKey-1.
+	PartitionMap string             `json:"partition_map,omitempty"`
+	ByKey        int32              `json:"by_key,omitempty"`
+	Restored     []PreviewPartition `json:"restored"`
 }
 
 // PreviewPartition is one restored partition: its source offsets, the
@@ -35,7 +44,9 @@ type PreviewTopic struct {
 // (batches of segments overlapping the range: an upper bound when a
 // window cuts through them).
 type PreviewPartition struct {
-	Partition   int32  `json:"partition"`
+	Partition int32 `json:"partition"`
+	// Target is the target partition, -1 when records are spread by key.
+	Target      int32  `json:"target_partition"`
 	FirstOffset int64  `json:"first_offset"`
 	LastOffset  int64  `json:"last_offset"`
 	FirstTime   int64  `json:"first_time_ms"`
@@ -57,11 +68,14 @@ func PreviewRestore(ctx context.Context, c *client.Client, m *repo.Manifest, opt
 		t := &targets[i]
 		pt := byDest[t.Dest.Topic]
 		if pt == nil {
-			pt = &PreviewTopic{Source: t.Source.Topic, Target: t.Dest.Topic, Partitions: t.Topic.PartitionsCount}
+			pt = &PreviewTopic{Source: t.Source.Topic, Target: t.Dest.Topic, Partitions: int(t.create), ByKey: t.Hash}
+			if pm := partitionMap(opts.PartitionMap, t.Source.Topic); pm != nil {
+				pt.PartitionMap = pm.String()
+			}
 			byDest[t.Dest.Topic] = pt
 			names = append(names, t.Dest.Topic)
 		}
-		pp := PreviewPartition{Partition: t.Source.Partition, FirstOffset: t.window.first, LastOffset: t.window.last, FirstTime: math.MaxInt64, MaxTime: math.MinInt64}
+		pp := PreviewPartition{Partition: t.Source.Partition, Target: t.Dest.Partition, FirstOffset: t.window.first, LastOffset: t.window.last, FirstTime: math.MaxInt64, MaxTime: math.MinInt64}
 		for _, s := range t.Backup.Segments {
 			if s.LastOffset < pp.FirstOffset || s.BaseOffset > pp.LastOffset {
 				continue
@@ -88,17 +102,15 @@ func PreviewRestore(ctx context.Context, c *client.Client, m *repo.Manifest, opt
 		}
 		pv.Topics = append(pv.Topics, *pt)
 	}
-	restored := map[string]bool{}
-	for _, t := range targets {
-		restored[t.Source.Topic] = true
-	}
+	ok := exact(targets)
 	for _, g := range m.Groups {
 		for _, o := range g.Offsets {
-			if restored[o.Topic] && selectedGroup(opts, g.Group) {
+			if ok[client.TopicPartition{Topic: o.Topic, Partition: o.Partition}] && selectedGroup(opts, g.Group) {
 				pv.Groups = append(pv.Groups, rename(opts.GroupRemap, g.Group))
 				break
 			}
 		}
 	}
+	pv.GroupsNotTranslated = untranslated(m, targets, opts)
 	return pv, nil
 }

@@ -15,6 +15,10 @@
 // restore log (repo.RestoreStart, OffsetMap, RestoreDone), which makes a
 // restore killed at any moment resumable without a duplicate or a loss,
 // and translates consumer group offsets exactly.
+//
+// A partition map (Options.PartitionMap, pmap.go) restores a topic into
+// other partitions: explicitly, batches still sent as stored, or spread
+// over N partitions by key, records re-encoded (spread.go).
 package restore
 
 import (
@@ -48,6 +52,10 @@ type Options struct {
 	Topics, Exclude []*regexp.Regexp
 	// Remap renames topics; the first that matches applies.
 	Remap []Remap
+	// PartitionMap restores topics into other partitions than their own
+	// (see PartitionMap); the first whose expression matches a source
+	// topic's name applies. Topics no map matches keep their partitions.
+	PartitionMap []PartitionMap
 	// From and To restore only records whose timestamp is in [From, To]
 	// (both inclusive, millisecond precision); a zero time is no bound.
 	From, To time.Time
@@ -99,18 +107,32 @@ type Stats struct {
 	Markers, Aborted, Undecided, Outside int64
 	Renumbered                           int64 // compacted batches given contiguous offsets
 	Filtered                             int64 // batches straddling the window, re-encoded with the records inside it
+	// Repartitioned are source batches whose records were spread over
+	// target partitions by key (re-encoded).
+	Repartitioned int64
 	// GroupsCommitted are the groups whose translated offsets were
 	// committed to the target.
 	GroupsCommitted []string
+	// GroupsNotTranslated are the offsets of selected groups that were
+	// not committed because no exact translation exists: on source
+	// partitions merged with others or spread by key. Each is "GROUP:
+	// TOPIC/P,P,..." (the backup's group and topic names).
+	GroupsNotTranslated []string
 }
 
 // Target is where one backed-up partition is restored.
 type Target struct {
+	// Dest is the target partition; with Hash, Dest.Partition is -1 and
+	// the records go to partitions 0..Hash-1 of Dest.Topic by key.
 	Source, Dest client.TopicPartition
+	Hash         int32
 	// Backup is the partition in the manifest, Topic its topic.
 	Backup *repo.Partition
 	Topic  *repo.Topic
 	window window
+	// need is the partition count Dest.Topic must have for this target,
+	// create the count it is created with when missing.
+	need, create int32
 }
 
 // Plan works out where each selected partition of m goes.
@@ -118,6 +140,7 @@ func Plan(m *repo.Manifest, opts Options) ([]Target, error) {
 	topics, exclude := anchored(opts.Topics), anchored(opts.Exclude)
 	var out []Target
 	dests := map[string]string{}
+	used := map[*PartitionMap]bool{}
 	for i := range m.Topics {
 		t := &m.Topics[i]
 		if !selected(t.Name, topics, exclude) {
@@ -131,6 +154,7 @@ func Plan(m *repo.Manifest, opts Options) ([]Target, error) {
 			return nil, fmt.Errorf("restore: topics %s and %s would both be restored into %s", other, t.Name, dst)
 		}
 		dests[dst] = t.Name
+		first := len(out)
 		for j := range t.Partitions {
 			p := &t.Partitions[j]
 			src := client.TopicPartition{Topic: t.Name, Partition: p.Partition}
@@ -138,9 +162,21 @@ func Plan(m *repo.Manifest, opts Options) ([]Target, error) {
 			out = append(out, Target{Source: src, Dest: client.TopicPartition{Topic: dst, Partition: p.Partition},
 				Backup: p, Topic: t, window: newWindow(p, opts.From, opts.To, to, has)})
 		}
+		pm := partitionMap(opts.PartitionMap, t.Name)
+		if pm != nil {
+			used[pm] = true
+		}
+		if err := mapTopic(t, pm, out[first:]); err != nil {
+			return nil, err
+		}
 	}
 	if len(out) == 0 {
 		return nil, errors.New("restore: no topic of the backup matches")
+	}
+	for i := range opts.PartitionMap {
+		if pm := &opts.PartitionMap[i]; !used[pm] {
+			return nil, fmt.Errorf("restore: the partition map %s matches no topic restored (or an earlier map matches first)", pm)
+		}
 	}
 	if !opts.From.IsZero() && !opts.To.IsZero() && opts.To.Before(opts.From) {
 		return nil, fmt.Errorf("restore: the window ends (%s) before it starts (%s)", opts.To.UTC().Format(time.RFC3339Nano), opts.From.UTC().Format(time.RFC3339Nano))
@@ -194,32 +230,32 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 		return st, err
 	}
 	st.ID = restoreID(m, cluster.ClusterID, targets, topicIDs)
+	jobs, parts := jobsOf(targets)
 	done, err := r.RestoreDone(ctx, st.ID)
 	if err != nil {
 		return st, fmt.Errorf("restore: %w", err)
 	}
 	if done != nil {
-		if err := checkDone(ctx, c, done, targets); err != nil {
+		if err := checkDone(ctx, c, done, dests(targets)); err != nil {
 			return st, err
 		}
 		st.Complete = true
 		opts.Log.Info("restore: this restore already finished; nothing to produce", "restore", st.ID, "finished", done.Finished)
-		return st, commitGroups(ctx, c, done.Groups, opts, &st)
+		return st, commitGroups(ctx, c, done.Groups, m, targets, opts, &st)
 	}
 	start, err := r.RestoreStart(ctx, st.ID)
 	if err != nil {
 		return st, fmt.Errorf("restore: %w", err)
 	}
 	if start == nil {
-		if start, err = begin(ctx, c, r, m, st.ID, cluster.ClusterID, targets, opts); err != nil {
+		if start, err = begin(ctx, c, r, m, st.ID, cluster.ClusterID, parts, opts); err != nil {
 			return st, err
 		}
 	} else {
 		st.Resumed = true
 		opts.Log.Info("restore: resuming an interrupted restore", "restore", st.ID, "started", start.Started)
 	}
-	parts, err := resumeFrom(ctx, c, start, targets, st.Resumed)
-	if err != nil {
+	if err := resumeFrom(ctx, c, start, parts, st.Resumed); err != nil {
 		return st, err
 	}
 
@@ -229,19 +265,26 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 	// are bounded to a quarter: enough to keep every partition's requests
 	// in flight, and more only fills memory (and costs page faults) while
 	// the broker is the bottleneck.
+	// Batches being built by key come out of the read buffers' share.
+	keyMem := keyBatchMemory(jobs, opts.Workers)
+	if keyMem > opts.Memory/2 {
+		return st, fmt.Errorf("restore: a memory budget of %d bytes is too small to spread records by key: the batches being built take %d bytes (%d KiB per target partition of the topics restored at once); give at least %d",
+			opts.Memory, keyMem, keyBatchBytes>>10, 2*keyMem)
+	}
 	p, err := producer.New(ctx, c, producer.Config{MaxBufferedBytes: opts.Memory / 4})
 	if err != nil {
 		return st, fmt.Errorf("restore: producer: %w", err)
 	}
 	defer p.Close()
-	e := &engine{r: r, p: p, log: opts.Log, pool: newBufPool(opts.Memory * 3 / 4), limit: newLimiter(opts.RateLimit), groups: committedOffsets(m), obs: opts.Observer}
+	e := &engine{r: r, p: p, log: opts.Log, pool: newBufPool(opts.Memory*3/4 - keyMem), limit: newLimiter(opts.RateLimit), groups: committedOffsets(m), obs: opts.Observer}
 	if e.obs == nil {
 		e.obs = nopObserver{}
 	}
-	for _, ps := range parts {
-		e.obs.Planned(PartitionPlan{Source: ps.t.Source, Dest: ps.t.Dest, From: ps.t.Backup.From, To: ps.t.Backup.To})
+	for i := range targets {
+		t := &targets[i]
+		e.obs.Planned(PartitionPlan{Source: t.Source, Dest: t.Dest, From: t.Backup.From, To: t.Backup.To})
 	}
-	work := make(chan *partState)
+	work := make(chan *job)
 	errs := make(chan error, opts.Workers)
 	var wg sync.WaitGroup
 	wctx, cancel := context.WithCancel(ctx)
@@ -250,8 +293,8 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ps := range work {
-				if err := e.partition(wctx, ps); err != nil {
+			for j := range work {
+				if err := e.job(wctx, j); err != nil {
 					errs <- err
 					cancel()
 					return
@@ -260,9 +303,9 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 		}()
 	}
 feed:
-	for _, ps := range parts {
+	for _, j := range jobs {
 		select {
-		case work <- ps:
+		case work <- j:
 		case <-wctx.Done():
 			break feed
 		}
@@ -286,19 +329,27 @@ feed:
 	if done, err = finish(ctx, c, r, st.ID, m, parts); err != nil {
 		return st, err
 	}
-	return st, commitGroups(ctx, c, done.Groups, opts, &st)
+	return st, commitGroups(ctx, c, done.Groups, m, targets, opts, &st)
 }
 
 // prepareTopics creates the target topics that do not exist, checks that
 // those that do have the partitions needed, and returns their topic ids
 // (zero where the cluster has none).
 func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts Options, st *Stats) (map[string][16]byte, error) {
-	need := map[string]*Target{}
+	type topic struct {
+		need, create int32
+		hash         int32
+		t            *Target
+	}
+	need := map[string]*topic{}
 	for i := range targets {
 		t := &targets[i]
-		if cur := need[t.Dest.Topic]; cur == nil || t.Backup.Partition > cur.Backup.Partition {
-			need[t.Dest.Topic] = t
+		cur := need[t.Dest.Topic]
+		if cur == nil {
+			cur = &topic{t: t, create: t.create, hash: t.Hash}
+			need[t.Dest.Topic] = cur
 		}
+		cur.need = max(cur.need, t.need)
 	}
 	names := make([]string, 0, len(need))
 	for n := range need {
@@ -313,8 +364,12 @@ func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts
 	for _, name := range names {
 		t := need[name]
 		if tm := md.Topics[name]; tm != nil && tm.Err == nil {
-			if int32(len(tm.Partitions)) <= t.Backup.Partition {
-				return nil, fmt.Errorf("restore: topic %s has %d partitions; restoring %s needs %d", name, len(tm.Partitions), t.Source.Topic, t.Backup.Partition+1)
+			if int32(len(tm.Partitions)) < t.need {
+				return nil, fmt.Errorf("restore: topic %s has %d partitions; restoring %s needs %d", name, len(tm.Partitions), t.t.Source.Topic, t.need)
+			}
+			if t.hash > 0 && int32(len(tm.Partitions)) != t.hash {
+				opts.Log.Warn("restore: records are spread by key over fewer partitions than the target topic has: a producer using the topic's own partition count puts keys elsewhere",
+					"topic", name, "partitions", len(tm.Partitions), "spread_over", t.hash)
 			}
 			continue
 		}
@@ -323,9 +378,9 @@ func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts
 		}
 		rf := opts.ReplicationFactor
 		if rf <= 0 {
-			rf = int16(max(1, t.Topic.ReplicationFactor))
+			rf = int16(max(1, t.t.Topic.ReplicationFactor))
 		}
-		create = append(create, client.TopicSpec{Name: name, NumPartitions: int32(t.Topic.PartitionsCount), ReplicationFactor: rf, Configs: t.Topic.Configs})
+		create = append(create, client.TopicSpec{Name: name, NumPartitions: t.create, ReplicationFactor: rf, Configs: t.t.Topic.Configs})
 	}
 	if len(create) > 0 {
 		res := c.CreateTopics(ctx, create)
@@ -342,7 +397,7 @@ func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts
 	ids := map[string][16]byte{}
 	for attempt := 0; ; attempt++ {
 		for _, name := range names {
-			if tm := md.Topics[name]; tm != nil && tm.Err == nil && len(tm.Partitions) > int(need[name].Backup.Partition) {
+			if tm := md.Topics[name]; tm != nil && tm.Err == nil && int32(len(tm.Partitions)) >= need[name].need {
 				ids[name] = tm.ID
 			}
 		}
@@ -364,13 +419,13 @@ func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts
 }
 
 // checkEmpty refuses target partitions that hold records, unless allowed.
-func checkEmpty(ctx context.Context, c *client.Client, targets []Target, opts Options) error {
+func checkEmpty(ctx context.Context, c *client.Client, dests []client.TopicPartition, opts Options) error {
 	if opts.AllowNonEmpty {
 		return nil
 	}
 	lo, hi := map[client.TopicPartition]int64{}, map[client.TopicPartition]int64{}
-	for _, t := range targets {
-		lo[t.Dest], hi[t.Dest] = client.Earliest, client.Latest
+	for _, d := range dests {
+		lo[d], hi[d] = client.Earliest, client.Latest
 	}
 	start, err := c.ListOffsets(ctx, client.ReadUncommitted, lo)
 	if err != nil {
@@ -381,13 +436,13 @@ func checkEmpty(ctx context.Context, c *client.Client, targets []Target, opts Op
 		return fmt.Errorf("restore: list offsets: %w", err)
 	}
 	var full []string
-	for _, t := range targets {
-		s, e := start[t.Dest], end[t.Dest]
+	for _, d := range dests {
+		s, e := start[d], end[d]
 		if err := errors.Join(s.Err, e.Err); err != nil {
-			return fmt.Errorf("restore: %s: offsets: %w", t.Dest, err)
+			return fmt.Errorf("restore: %s: offsets: %w", d, err)
 		}
 		if e.Offset > s.Offset {
-			full = append(full, fmt.Sprintf("%s (%d records)", t.Dest, e.Offset-s.Offset))
+			full = append(full, fmt.Sprintf("%s (%d records)", d, e.Offset-s.Offset))
 		}
 	}
 	if len(full) > 0 {
@@ -420,7 +475,7 @@ type engine struct {
 
 	batches, records, bytes, already atomic.Int64
 	markers, aborted, undecided      atomic.Int64
-	outside, ren, filtered           atomic.Int64
+	outside, ren, filtered, spread   atomic.Int64
 
 	mu       sync.Mutex
 	firstErr error
@@ -429,7 +484,7 @@ type engine struct {
 func (e *engine) stats(st Stats) Stats {
 	st.Batches, st.Records, st.Bytes, st.AlreadyRestored = e.batches.Load(), e.records.Load(), e.bytes.Load(), e.already.Load()
 	st.Markers, st.Aborted, st.Undecided, st.Outside = e.markers.Load(), e.aborted.Load(), e.undecided.Load(), e.outside.Load()
-	st.Renumbered, st.Filtered = e.ren.Load(), e.filtered.Load()
+	st.Renumbered, st.Filtered, st.Repartitioned = e.ren.Load(), e.filtered.Load(), e.spread.Load()
 	return st
 }
 

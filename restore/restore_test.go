@@ -373,7 +373,7 @@ func TestRestoreAfterTopicDeleted(t *testing.T) {
 	}
 	// Without topic ids, a restore found done is checked against the
 	// target's end offsets.
-	targets := []Target{{Dest: client.TopicPartition{Topic: "t", Partition: 0}}}
+	targets := []client.TopicPartition{{Topic: "t", Partition: 0}}
 	done := &repo.RestoreDone{ID: "x", Partitions: []repo.RestoredPartition{{Topic: "t", Partition: 0, End: 30}}}
 	if err := checkDone(ctx, e.dc, done, targets); err != nil {
 		t.Fatalf("a target holding the restore: %v", err)

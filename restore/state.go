@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -17,14 +18,20 @@ import (
 
 // partState is one target partition's progress.
 type partState struct {
-	t *Target
+	dest client.TopicPartition
+	// sources are the partitions restored into dest, in the order they
+	// are written (their index is an offset map entry's Source); hash is
+	// set when their records are spread over the topic's partitions by
+	// key, so that dest gets some of each.
+	sources []*Target
+	hash    bool
 	// start is the target offset of the restore's first record; done the
 	// records of the restore the target already held when this run began.
 	start, done int64
 	// walked counts the records of the restore passed so far (sent, or
 	// found already in the target), batches their batches.
 	walked, batches int64
-	m               repo.OffsetMap
+	m               *repo.OffsetMap
 	// pending are the source's committed group offsets not yet
 	// translated, ascending; translated maps each to its target offset.
 	pending    []int64
@@ -41,6 +48,11 @@ func restoreID(m *repo.Manifest, cluster string, targets []Target, topicIDs map[
 	type part struct {
 		Source, Dest          string
 		First, Last, From, To int64
+		// Spread by key over Hash partitions, in batches of at most
+		// HashBatch bytes of records: the batches a target partition
+		// gets depend on both.
+		Hash      int32 `json:",omitempty"`
+		HashBatch int   `json:",omitempty"`
 	}
 	key := struct {
 		Backup, Cluster string
@@ -49,7 +61,11 @@ func restoreID(m *repo.Manifest, cluster string, targets []Target, topicIDs map[
 	}{Backup: m.ID, Cluster: cluster}
 	for _, t := range targets {
 		w := t.window
-		key.Parts = append(key.Parts, part{t.Source.String(), t.Dest.String(), w.first, w.last, w.from, w.to})
+		pt := part{Source: t.Source.String(), Dest: t.Dest.String(), First: w.first, Last: w.last, From: w.from, To: w.to}
+		if t.Hash > 0 {
+			pt.Hash, pt.HashBatch = t.Hash, keyBatchBytes
+		}
+		key.Parts = append(key.Parts, pt)
 		if id := topicIDs[t.Dest.Topic]; id != ([16]byte{}) {
 			if key.TopicIDs == nil {
 				key.TopicIDs = map[string]string{}
@@ -64,18 +80,22 @@ func restoreID(m *repo.Manifest, cluster string, targets []Target, topicIDs map[
 
 // begin records a new restore's start: the end offset of every target
 // partition, refusing partitions that hold records unless allowed.
-func begin(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Manifest, id, cluster string, targets []Target, opts Options) (*repo.RestoreStart, error) {
-	if err := checkEmpty(ctx, c, targets, opts); err != nil {
+func begin(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Manifest, id, cluster string, parts []*partState, opts Options) (*repo.RestoreStart, error) {
+	ds := make([]client.TopicPartition, len(parts))
+	for i, ps := range parts {
+		ds[i] = ps.dest
+	}
+	if err := checkEmpty(ctx, c, ds, opts); err != nil {
 		return nil, err
 	}
-	ends, err := endOffsets(ctx, c, targets)
+	ends, err := endOffsets(ctx, c, ds)
 	if err != nil {
 		return nil, err
 	}
 	s := &repo.RestoreStart{ID: id, Backup: m.ID, TargetCluster: cluster, Started: time.Now().UTC().Truncate(time.Millisecond)}
-	for _, t := range targets {
-		s.Partitions = append(s.Partitions, repo.RestorePartition{Topic: t.Dest.Topic, Partition: t.Dest.Partition, Start: ends[t.Dest],
-			Sources: []repo.SourcePartition{{Topic: t.Source.Topic, Partition: t.Source.Partition}}})
+	for _, ps := range parts {
+		s.Partitions = append(s.Partitions, repo.RestorePartition{Topic: ps.dest.Topic, Partition: ps.dest.Partition, Start: ends[ps.dest],
+			Sources: ps.sourceList()})
 	}
 	if err := r.PutRestoreStart(ctx, s); err != nil {
 		return nil, fmt.Errorf("restore: record the start: %w", err)
@@ -83,38 +103,50 @@ func begin(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Ma
 	return s, nil
 }
 
-// resumeFrom works out, for each target, how much of the restore its
-// partition already holds: its end offset now less its end offset when
+// sourceList names ps's sources, in order, as the restore log does.
+func (ps *partState) sourceList() []repo.SourcePartition {
+	out := make([]repo.SourcePartition, len(ps.sources))
+	for i, t := range ps.sources {
+		out[i] = repo.SourcePartition{Topic: t.Source.Topic, Partition: t.Source.Partition}
+	}
+	return out
+}
+
+// resumeFrom works out, for each target partition, how much of the
+// restore it already holds: its end offset now less its end offset when
 // the restore first started. The producer is idempotent and sends each
 // partition's batches in order, so what a killed restore left is a prefix
 // of what it was writing.
-func resumeFrom(ctx context.Context, c *client.Client, s *repo.RestoreStart, targets []Target, resumed bool) ([]*partState, error) {
-	starts := map[client.TopicPartition]int64{}
-	for _, p := range s.Partitions {
-		starts[client.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = p.Start
+func resumeFrom(ctx context.Context, c *client.Client, s *repo.RestoreStart, parts []*partState, resumed bool) error {
+	starts := map[client.TopicPartition]*repo.RestorePartition{}
+	for i := range s.Partitions {
+		p := &s.Partitions[i]
+		starts[client.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = p
+	}
+	ds := make([]client.TopicPartition, len(parts))
+	for i, ps := range parts {
+		ds[i] = ps.dest
 	}
 	list := endOffsets
 	if resumed {
 		list = settledEnds
 	}
-	ends, err := list(ctx, c, targets)
+	ends, err := list(ctx, c, ds)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []*partState
-	for i := range targets {
-		t := &targets[i]
-		start, ok := starts[t.Dest]
-		if !ok || len(s.Partitions) != len(targets) {
-			return nil, fmt.Errorf("restore: the log of restore %s does not list %s: it was not written by this version's plan", s.ID, t.Dest)
+	for _, ps := range parts {
+		rp, ok := starts[ps.dest]
+		if !ok || len(s.Partitions) != len(parts) || !slices.Equal(rp.Sources, ps.sourceList()) {
+			return fmt.Errorf("restore: the log of restore %s does not list %s with its sources: it was not written by this version's plan", s.ID, ps.dest)
 		}
-		done := ends[t.Dest] - start
-		if done < 0 {
-			return nil, fmt.Errorf("restore: %s ends at offset %d, before where this restore started writing it (%d): the topic was deleted or truncated since; restore elsewhere", t.Dest, ends[t.Dest], start)
+		ps.start = rp.Start
+		ps.done = ends[ps.dest] - ps.start
+		if ps.done < 0 {
+			return fmt.Errorf("restore: %s ends at offset %d, before where this restore started writing it (%d): the topic was deleted or truncated since; restore elsewhere", ps.dest, ends[ps.dest], ps.start)
 		}
-		out = append(out, &partState{t: t, start: start, done: done})
 	}
-	return out, nil
+	return nil
 }
 
 // settle is how long the end offsets of a resumed restore's targets must
@@ -124,8 +156,8 @@ var settle = 500 * time.Millisecond
 
 // settledEnds lists the targets' end offsets until two lists, settle
 // apart, agree.
-func settledEnds(ctx context.Context, c *client.Client, targets []Target) (map[client.TopicPartition]int64, error) {
-	prev, err := endOffsets(ctx, c, targets)
+func settledEnds(ctx context.Context, c *client.Client, dests []client.TopicPartition) (map[client.TopicPartition]int64, error) {
+	prev, err := endOffsets(ctx, c, dests)
 	for err == nil {
 		select {
 		case <-time.After(settle):
@@ -133,7 +165,7 @@ func settledEnds(ctx context.Context, c *client.Client, targets []Target) (map[c
 			return nil, ctx.Err()
 		}
 		var cur map[client.TopicPartition]int64
-		if cur, err = endOffsets(ctx, c, targets); err == nil && maps.Equal(cur, prev) {
+		if cur, err = endOffsets(ctx, c, dests); err == nil && maps.Equal(cur, prev) {
 			return cur, nil
 		}
 		prev = cur
@@ -142,10 +174,10 @@ func settledEnds(ctx context.Context, c *client.Client, targets []Target) (map[c
 }
 
 // endOffsets lists the end offset of every target partition.
-func endOffsets(ctx context.Context, c *client.Client, targets []Target) (map[client.TopicPartition]int64, error) {
+func endOffsets(ctx context.Context, c *client.Client, dests []client.TopicPartition) (map[client.TopicPartition]int64, error) {
 	req := map[client.TopicPartition]int64{}
-	for _, t := range targets {
-		req[t.Dest] = client.Latest
+	for _, d := range dests {
+		req[d] = client.Latest
 	}
 	res, err := c.ListOffsets(ctx, client.ReadUncommitted, req)
 	if err != nil {
@@ -165,8 +197,8 @@ func endOffsets(ctx context.Context, c *client.Client, targets []Target) (map[cl
 // every partition ends at or past where the restore's records ended. A
 // cluster without topic ids gives a topic created again the same restore
 // id; this catches that case.
-func checkDone(ctx context.Context, c *client.Client, d *repo.RestoreDone, targets []Target) error {
-	ends, err := endOffsets(ctx, c, targets)
+func checkDone(ctx context.Context, c *client.Client, d *repo.RestoreDone, dests []client.TopicPartition) error {
+	ends, err := endOffsets(ctx, c, dests)
 	if err != nil {
 		return err
 	}
@@ -184,11 +216,11 @@ func checkDone(ctx context.Context, c *client.Client, d *repo.RestoreDone, targe
 // restore's records do, stores the offset maps, translates the group
 // offsets and records the restore as done.
 func finish(ctx context.Context, c *client.Client, r *repo.Repository, id string, m *repo.Manifest, parts []*partState) (*repo.RestoreDone, error) {
-	targets := make([]Target, len(parts))
+	ds := make([]client.TopicPartition, len(parts))
 	for i, ps := range parts {
-		targets[i] = *ps.t
+		ds[i] = ps.dest
 	}
-	ends, err := endOffsets(ctx, c, targets)
+	ends, err := endOffsets(ctx, c, ds)
 	if err != nil {
 		return nil, err
 	}
@@ -196,15 +228,15 @@ func finish(ctx context.Context, c *client.Client, r *repo.Repository, id string
 	var wrong []error
 	for _, ps := range parts {
 		want := ps.start + ps.walked
-		if got := ends[ps.t.Dest]; got != want {
-			wrong = append(wrong, fmt.Errorf("%s ends at offset %d, but the restore's records end at %d", ps.t.Dest, got, want))
+		if got := ends[ps.dest]; got != want {
+			wrong = append(wrong, fmt.Errorf("%s ends at offset %d, but the restore's records end at %d", ps.dest, got, want))
 			continue
 		}
-		key, sum, err := r.PutOffsetMap(ctx, id, ps.t.Dest.Topic, ps.t.Dest.Partition, &ps.m)
+		key, sum, err := r.PutOffsetMap(ctx, id, ps.dest.Topic, ps.dest.Partition, ps.m)
 		if err != nil {
-			return nil, fmt.Errorf("restore: store the offset map of %s: %w", ps.t.Dest, err)
+			return nil, fmt.Errorf("restore: store the offset map of %s: %w", ps.dest, err)
 		}
-		d.Partitions = append(d.Partitions, repo.RestoredPartition{Topic: ps.t.Dest.Topic, Partition: ps.t.Dest.Partition,
+		d.Partitions = append(d.Partitions, repo.RestoredPartition{Topic: ps.dest.Topic, Partition: ps.dest.Partition,
 			Start: ps.start, End: want, Batches: ps.batches, Map: key, SHA256: sum})
 	}
 	if len(wrong) > 0 {

@@ -26,6 +26,7 @@ type RestoreOptions struct {
 	Topics            []string
 	Exclude           []string
 	Remap             []string
+	PartitionMap      []string
 	NoCreateTopics    bool
 	ReplicationFactor int
 	AllowNonEmpty     bool
@@ -49,6 +50,7 @@ func (o *RestoreOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.Topics, "topics", nil, "restore the backed-up topics whose whole name matches this regular expression (repeatable; default all)")
 	fs.StringArrayVar(&o.Exclude, "exclude", nil, "leave out topics whose whole name matches this regular expression (repeatable)")
 	fs.StringArrayVar(&o.Remap, "remap", nil, "restore topics matching SRC (a regular expression, whole name) as DST, which may use SRC's groups ($1): SRC=DST (repeatable; the first match applies)")
+	fs.StringArrayVar(&o.PartitionMap, "partition-map", nil, "restore topics matching TOPIC_REGEX (whole name) into other partitions: TOPIC_REGEX=SRC:DST[,SRC:DST...] maps source partitions to target partitions (several may go to one), TOPIC_REGEX=hash:N spreads records over N partitions by key like Kafka's default partitioner (repeatable; the first match applies)")
 	fs.BoolVar(&o.NoCreateTopics, "no-create-topics", false, "fail instead of creating missing target topics")
 	fs.IntVar(&o.ReplicationFactor, "replication-factor", 0, "replication factor of created topics (default: the source's)")
 	fs.BoolVar(&o.AllowNonEmpty, "allow-nonempty", false, "restore into partitions that already hold records (they would hold both)")
@@ -80,6 +82,17 @@ read_committed consumer of the source saw.
 
 Missing topics are created with the source's partition count and configs.
 Partitions that already hold records are refused unless --allow-nonempty.
+
+--partition-map restores a topic into other partitions. With SRC:DST pairs
+(orders=0:0,1:0,2:1) the stored batches go as they are into the target
+partition named; sources mapped to one partition are written one after the
+other, in partition order, and every backed-up partition must be named.
+With hash:N (orders=hash:12) each record goes to the partition Kafka's
+default partitioner gives its key, murmur2(key) % N, and a record with a
+null key to its source partition % N; the batches are re-encoded. A missing
+target topic is created with N, or the highest DST plus one, partitions.
+Consumer group offsets on merged or key-spread partitions have no exact
+translation: they are not committed, and reported.
 
 --from and --to (both inclusive) and --to-offset restore a point in time:
 batches wholly outside are skipped unread, batches straddling a bound are
@@ -135,6 +148,9 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 		return err
 	}
 	if ro.Remap, err = remaps(gopts, "remap", opts.Remap); err != nil {
+		return err
+	}
+	if ro.PartitionMap, err = partitionMaps(gopts, "partition-map", opts.PartitionMap); err != nil {
 		return err
 	}
 	if err := opts.window(gopts, &ro); err != nil {
@@ -233,10 +249,13 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 			Outside         int64    `json:"batches_outside_window"`
 			Filtered        int64    `json:"batches_cut_by_window"`
 			Renumbered      int64    `json:"renumbered_batches"`
+			Repartitioned   int64    `json:"repartitioned_batches"`
 			Groups          []string `json:"groups_committed"`
+			NotTranslated   []string `json:"groups_not_translated"`
 			Seconds         float64  `json:"seconds"`
 		}{"restore_done", m.ID, stats.ID, stats.Resumed, stats.Complete, stats.Partitions, stats.TopicsCreated, stats.Batches, stats.Records, stats.Bytes,
-			stats.AlreadyRestored, stats.Markers, stats.Aborted, stats.Undecided, stats.Outside, stats.Filtered, stats.Renumbered, stats.GroupsCommitted, secs})
+			stats.AlreadyRestored, stats.Markers, stats.Aborted, stats.Undecided, stats.Outside, stats.Filtered, stats.Renumbered, stats.Repartitioned,
+			stats.GroupsCommitted, stats.GroupsNotTranslated, secs})
 	}
 	if stats.Complete {
 		fmt.Fprintf(out, "restore %s of backup %s had already finished; nothing produced", stats.ID, m.ID)
@@ -250,9 +269,15 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 		if stats.Outside+stats.Filtered > 0 {
 			fmt.Fprintf(out, ", %d batches outside the window, %d cut by it", stats.Outside, stats.Filtered)
 		}
+		if stats.Repartitioned > 0 {
+			fmt.Fprintf(out, "; spread the records of %d batches by key", stats.Repartitioned)
+		}
 	}
 	if len(stats.GroupsCommitted) > 0 {
 		fmt.Fprintf(out, "; committed the offsets of %d groups (%s)", len(stats.GroupsCommitted), strings.Join(stats.GroupsCommitted, ", "))
+	}
+	if len(stats.GroupsNotTranslated) > 0 {
+		fmt.Fprintf(out, "; did not commit group offsets on merged or key-spread partitions, which have no exact translation (%s)", strings.Join(stats.GroupsNotTranslated, "; "))
 	}
 	fmt.Fprintln(out)
 	return nil
@@ -307,6 +332,19 @@ func remaps(gopts GlobalOptions, name string, rules []string) ([]restore.Remap, 
 	return out, nil
 }
 
+// partitionMaps reads the TOPIC_REGEX=... partition maps of flag name.
+func partitionMaps(gopts GlobalOptions, name string, specs []string) ([]restore.PartitionMap, error) {
+	var out []restore.PartitionMap
+	for _, s := range specs {
+		pm, err := restore.ParsePartitionMap(s)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("%s %q: %w", gopts.Sources.of(name), s, err)}
+		}
+		out = append(out, pm)
+	}
+	return out, nil
+}
+
 // printPreview prints a dry run's plan.
 func printPreview(out io.Writer, pv *restore.Preview, asJSON bool) error {
 	if asJSON {
@@ -322,16 +360,32 @@ func printPreview(out io.Writer, pv *restore.Preview, asJSON bool) error {
 			action = fmt.Sprintf("creating it with %d partitions", t.Partitions)
 		}
 		fmt.Fprintf(out, "  %s -> %s (%s)\n", t.Source, t.Target, action)
+		if t.ByKey > 0 {
+			fmt.Fprintf(out, "    partition map %s: records spread by key over partitions 0..%d (murmur2(key) %% %d; null keys to source partition %% %d), re-encoded\n",
+				t.PartitionMap, t.ByKey-1, t.ByKey, t.ByKey)
+		} else if t.PartitionMap != "" {
+			fmt.Fprintf(out, "    partition map %s: stored batches sent as they are\n", t.PartitionMap)
+		}
 		for _, p := range t.Restored {
 			times := "no data"
 			if p.FirstTime >= 0 {
 				times = time.UnixMilli(p.FirstTime).UTC().Format(time.RFC3339) + " .. " + time.UnixMilli(p.MaxTime).UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(out, "    partition %d: offsets %d..%d, %s, up to %s\n", p.Partition, p.FirstOffset, p.LastOffset, times, size(p.Bytes))
+			where := ""
+			switch {
+			case p.Target < 0:
+				where = " -> by key"
+			case p.Target != p.Partition || t.PartitionMap != "":
+				where = fmt.Sprintf(" -> %d", p.Target)
+			}
+			fmt.Fprintf(out, "    partition %d%s: offsets %d..%d, %s, up to %s\n", p.Partition, where, p.FirstOffset, p.LastOffset, times, size(p.Bytes))
 		}
 	}
 	if len(pv.Groups) > 0 {
 		fmt.Fprintf(out, "  consumer groups with offsets to translate: %s\n", strings.Join(pv.Groups, ", "))
+	}
+	if len(pv.GroupsNotTranslated) > 0 {
+		fmt.Fprintf(out, "  consumer group offsets on merged or key-spread partitions, which have no exact translation and would not be committed: %s\n", strings.Join(pv.GroupsNotTranslated, "; "))
 	}
 	return nil
 }

@@ -172,7 +172,7 @@ func TestConfigKeys(t *testing.T) {
 		"json": {"json"}, "repo": {"repo", "demo.repo"}, "brokers": {"brokers"}, "client-id": {"client_id"},
 		"tls": {"tls.enabled"}, "tls-ca": {"tls.ca"}, "tls-insecure-skip-verify": {"tls.insecure_skip_verify"},
 		"sasl-mechanism": {"sasl.mechanism"}, "sasl-password-file": {"sasl.password_file"},
-		"checkpoint-interval": {"backup.checkpoint_interval"}, "remap": {"restore.remap"}, "deep": {"verify.deep"},
+		"checkpoint-interval": {"backup.checkpoint_interval"}, "remap": {"restore.remap"}, "partition-map": {"restore.partition_map"}, "deep": {"verify.deep"},
 		"memory": {"backup.memory", "restore.memory"}, "topics": {"backup.topics", "restore.topics"}, "records": {"demo.records"},
 	} {
 		want := map[string]bool{}

@@ -264,7 +264,8 @@ func readManifest(t *testing.T, dir, id string) (*storage.Store, *repo.Manifest)
 // A restore killed with SIGKILL again and again, each run slowed by
 // --rate-limit so the kills land mid-way, then allowed to finish: the
 // target holds every record of the source once, in order (read back with
-// franz-go, read_committed), and the group offsets are translated.
+// franz-go, read_committed), and the group offsets are translated. The
+// same with the records spread by key over another partition count.
 func TestRestoreKillAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds ktape and runs it many times")
@@ -290,42 +291,60 @@ func TestRestoreKillAndResume(t *testing.T) {
 	if code, _, errOut := runKtape(t, "backup", "--brokers", src.Addrs()[0], "--repo", dir); code != 0 {
 		t.Fatalf("backup: %d %s", code, errOut)
 	}
-	dst := kfaketest.Start(t)
-	args := []string{"restore", "--brokers", dst.Addrs()[0], "--repo", dir, "--rate-limit", "1MiB", "--memory", "8MiB", "--json"}
-	kills := 0
-	var done struct {
-		Resumed         bool  `json:"resumed"`
-		AlreadyRestored int64 `json:"batches_already_restored"`
-		Batches         int64 `json:"batches"`
-	}
-	for delay := 300 * time.Millisecond; ; delay += 100 * time.Millisecond {
-		if delay > 10*time.Second {
-			t.Fatal("the restore did not finish")
+	// As stored, and spread by key over 5 partitions (re-encoded): each
+	// target partition gets source 0's records for it, then 1's, then 2's.
+	part := kgo.StickyKeyPartitioner(nil).ForTopic("t")
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		n     int32
+		where func(*kgo.Record) int32
+	}{
+		{"orders", nil, 3, func(r *kgo.Record) int32 { return r.Partition }},
+		{"spread", []string{"--remap", "orders=spread", "--partition-map", "orders=hash:5"}, 5, func(r *kgo.Record) int32 { return int32(part.Partition(r, 5)) }},
+	} {
+		dst := kfaketest.Start(t)
+		args := append([]string{"restore", "--brokers", dst.Addrs()[0], "--repo", dir, "--rate-limit", "1MiB", "--memory", "8MiB", "--json"}, tc.extra...)
+		kills := 0
+		var done struct {
+			Resumed         bool  `json:"resumed"`
+			AlreadyRestored int64 `json:"batches_already_restored"`
+			Batches         int64 `json:"batches"`
 		}
-		if out, killed := runOrKill(t, bin, args, delay); !killed {
-			if err := json.Unmarshal(out, &done); err != nil {
-				t.Fatalf("restore --json: %v: %q", err, out)
+		for delay := 300 * time.Millisecond; ; delay += 100 * time.Millisecond {
+			if delay > 10*time.Second {
+				t.Fatalf("%s: the restore did not finish", tc.name)
 			}
-		} else {
-			kills++
-			continue
+			if out, killed := runOrKill(t, bin, args, delay); !killed {
+				if err := json.Unmarshal(out, &done); err != nil {
+					t.Fatalf("restore --json: %v: %q", err, out)
+				}
+			} else {
+				kills++
+				continue
+			}
+			break
 		}
-		break
-	}
-	t.Logf("%d kills, then %+v", kills, done)
-	if kills < 3 || !done.Resumed || done.AlreadyRestored == 0 {
-		t.Fatalf("%d kills, then %+v: want a resumed restore after several kills", kills, done)
-	}
-	want, got := map[int32][]string{}, map[int32][]string{}
-	for _, r := range src.ConsumeAll(t, "orders", kgo.ReadCommitted()) {
-		want[r.Partition] = append(want[r.Partition], fmt.Sprintf("%s %d", r.Key, r.Timestamp.UnixMilli()))
-	}
-	for _, r := range dst.ConsumeAll(t, "orders", kgo.ReadUncommitted()) {
-		got[r.Partition] = append(got[r.Partition], fmt.Sprintf("%s %d", r.Key, r.Timestamp.UnixMilli()))
-	}
-	for p := int32(0); p < 3; p++ {
-		if len(want[p]) == 0 || fmt.Sprint(got[p]) != fmt.Sprint(want[p]) {
-			t.Fatalf("partition %d: the target holds %d records, the source %d, or they differ", p, len(got[p]), len(want[p]))
+		t.Logf("%s: %d kills, then %+v", tc.name, kills, done)
+		if kills < 3 || !done.Resumed || done.AlreadyRestored == 0 {
+			t.Fatalf("%s: %d kills, then %+v: want a resumed restore after several kills", tc.name, kills, done)
+		}
+		want, got := map[int32][]string{}, map[int32][]string{}
+		source := src.ConsumeAll(t, "orders", kgo.ReadCommitted())
+		for p := int32(0); p < 3; p++ {
+			for _, r := range source {
+				if r.Partition == p {
+					want[tc.where(r)] = append(want[tc.where(r)], fmt.Sprintf("%s %d", r.Key, r.Timestamp.UnixMilli()))
+				}
+			}
+		}
+		for _, r := range dst.ConsumeAll(t, tc.name, kgo.ReadUncommitted()) {
+			got[r.Partition] = append(got[r.Partition], fmt.Sprintf("%s %d", r.Key, r.Timestamp.UnixMilli()))
+		}
+		for p := range tc.n {
+			if len(want[p]) == 0 || fmt.Sprint(got[p]) != fmt.Sprint(want[p]) {
+				t.Fatalf("%s: partition %d: the target holds %d records, the source %d, or they differ", tc.name, p, len(got[p]), len(want[p]))
+			}
 		}
 	}
 }
