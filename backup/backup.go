@@ -164,6 +164,8 @@ type engine struct {
 	f      *client.Fetcher
 	open   int64 // bytes held by open segments
 	st     Stats
+	// legacyD decompresses legacy wrappers, to check and index them
+	legacyD record.Decompressor
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -610,9 +612,29 @@ func (e *engine) take(ctx context.Context, p *partition, fp *client.FetchedParti
 		}
 	}
 	var ev FetchEvent
-	it := record.NewIter(fp.Records)
+	it := record.NewLogIter(fp.Records)
 	for it.Next() {
 		b := it.Batch()
+		if b.Magic() < 2 {
+			// A legacy message: its offset is its last message's, so
+			// it is skipped when below p.next, and its first
+			// message's is checked against limit once it is parsed.
+			if b.BaseOffset() < p.next {
+				continue
+			}
+			n, last, err := e.addLegacy(p, b, limit)
+			if err != nil {
+				return err
+			}
+			if n < 0 {
+				break
+			}
+			ev.Batches++
+			ev.Records += int64(n)
+			ev.Bytes += int64(len(b))
+			p.next = last + 1
+			continue
+		}
 		if b.BaseOffset() >= limit {
 			break
 		}
@@ -674,10 +696,36 @@ func (e *engine) add(p *partition, b record.Batch) error {
 		p.w.DeferHash() // the uploader hashes it
 		e.up.reuseEntries(p.w)
 	}
+	if b.Magic() < 2 {
+		if _, err := p.w.AppendLegacy(b, &e.legacyD); err != nil {
+			return fmt.Errorf("backup: %s: %w", p.tp, err)
+		}
+		return nil
+	}
 	if err := p.w.AppendChecked(b); err != nil { // the fetcher checked its CRC
 		return fmt.Errorf("backup: %s: %w", p.tp, err)
 	}
 	return nil
+}
+
+// addLegacy appends a top-level legacy message, stored as fetched, to the
+// partition's open segment. It returns the number of messages it holds
+// and its last offset, or n = -1 when its first message is at or past
+// limit (it is not stored).
+func (e *engine) addLegacy(p *partition, m record.Batch, limit int64) (n int, last int64, err error) {
+	le, err := record.ParseLegacyEntry(m, &e.legacyD)
+	if err != nil {
+		return 0, 0, fmt.Errorf("backup: %s: legacy message at offset %d: %w", p.tp, m.BaseOffset(), err)
+	}
+	if le.BaseOffset >= limit {
+		return -1, 0, nil
+	}
+	before := p.held()
+	if err := e.add(p, m); err != nil {
+		return 0, 0, err
+	}
+	e.open += p.held() - before
+	return le.Messages, le.LastOffset, nil
 }
 
 // seal closes the partition's open segment, if any, and hands it to the

@@ -94,6 +94,20 @@ func batchSize(b []byte, pos int) (int, error) {
 	return total, nil
 }
 
+// legacySize is batchSize for a top-level legacy message.
+func legacySize(b []byte, pos int) (int, error) {
+	rest := b[pos:]
+	size := int32(binary.BigEndian.Uint32(rest[offBatchLength:]))
+	if size < 14 {
+		return 0, &CorruptError{Offset: pos + offBatchLength, Reason: fmt.Sprintf("message size %d is below the minimum 14", size)}
+	}
+	total := int(size) + logOverhead
+	if total > len(rest) {
+		return 0, errTruncated
+	}
+	return total, nil
+}
+
 var errTruncated = errors.New("record: truncated batch")
 
 // CorruptError reports a malformed batch, record or message, and where.
@@ -225,13 +239,22 @@ type Iter struct {
 	cur       Batch
 	err       error
 	truncated bool
+	legacy    bool // NewLogIter
 }
 
 // NewIter returns an iterator over the batches in data.
 func NewIter(data []byte) Iter { return Iter{data: data} }
 
+// NewLogIter returns an iterator over the entries of a log that may hold
+// legacy message sets before its v2 batches, as a log whose message
+// format was upgraded does: each entry is a v2 batch or one top-level
+// legacy message (Magic tells which; only Magic and BaseOffset, the
+// entry's own offset, may be read from a legacy one, see
+// ParseLegacyEntry).
+func NewLogIter(data []byte) Iter { return Iter{data: data, legacy: true} }
+
 // Reset makes it iterate over data, reusing it.
-func (it *Iter) Reset(data []byte) { *it = Iter{data: data} }
+func (it *Iter) Reset(data []byte) { *it = Iter{data: data, legacy: it.legacy} }
 
 // Next advances to the next batch. It returns false at the end, at a
 // truncated trailing batch, or on malformed framing (see Err).
@@ -239,7 +262,13 @@ func (it *Iter) Next() bool {
 	if it.err != nil || it.pos >= len(it.data) {
 		return false
 	}
-	n, err := batchSize(it.data, it.pos)
+	var n int
+	var err error
+	if it.legacy && PeekMagic(it.data[it.pos:]) < 2 && PeekMagic(it.data[it.pos:]) >= 0 {
+		n, err = legacySize(it.data, it.pos)
+	} else {
+		n, err = batchSize(it.data, it.pos)
+	}
 	if err == errTruncated {
 		it.truncated = true
 		return false

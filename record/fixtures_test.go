@@ -150,4 +150,23 @@ func checkLegacyFixture(t *testing.T, p testfixtures.Partition) {
 	if i != len(want) {
 		t.Fatalf("converted: %d records of %d", i, len(want))
 	}
+	// Entry by entry, as a backup indexes them.
+	li := record.NewLogIter(p.Raw)
+	i = 0
+	for ; li.Next(); i++ {
+		fb := p.Batches[i]
+		e, err := record.ParseLegacyEntry(li.Batch(), nil)
+		if err != nil {
+			t.Fatalf("entry %d: %v", i, err)
+		}
+		first, last := fb.Records[0], fb.Records[len(fb.Records)-1]
+		if e.BaseOffset != first.Offset || e.LastOffset != last.Offset || e.LastOffset != fb.LastOffset ||
+			e.Messages != len(fb.Records) || e.Magic != fb.Magic || e.FirstTime != first.Timestamp {
+			t.Errorf("entry %d: %+v, fixture offsets %d-%d, %d messages, magic %d, first time %d",
+				i, e, first.Offset, last.Offset, len(fb.Records), fb.Magic, first.Timestamp)
+		}
+	}
+	if li.Err() != nil || i != len(p.Batches) {
+		t.Fatalf("log iterator: %d entries of %d, err %v", i, len(p.Batches), li.Err())
+	}
 }

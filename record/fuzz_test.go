@@ -92,6 +92,15 @@ func FuzzLegacy(f *testing.F) {
 				t.Fatalf("converted batch invalid: %v", err)
 			}
 		}
+		li := NewLogIter(data)
+		for li.Next() {
+			if b := li.Batch(); b.Magic() < 2 {
+				e, err := ParseLegacyEntry(b, d)
+				if err == nil && (e.Messages == 0 || e.BaseOffset > e.LastOffset) {
+					t.Fatalf("entry %+v accepted", e)
+				}
+			}
+		}
 	})
 }
 

@@ -152,6 +152,10 @@ func (it *LegacyIter) nextInner() bool {
 	}
 	it.innerPos += n
 	m.Offset += it.innerBase
+	if m.Offset < 0 {
+		it.err = fmt.Errorf("record: legacy wrapper at offset %d: inner message at offset %d", it.wrapper.Offset, m.Offset)
+		return false
+	}
 	m.Codec = it.wrapper.Codec
 	if it.wrapper.LogAppendTime {
 		m.Timestamp, m.LogAppendTime = it.wrapper.Timestamp, true
@@ -189,6 +193,9 @@ func parseLegacy(b []byte, pos int) (LegacyMessage, int, error) {
 	}
 	msg := rest[logOverhead : logOverhead+int(size)]
 	m.Offset = int64(binary.BigEndian.Uint64(rest))
+	if m.Offset < 0 {
+		return m, 0, &CorruptError{Offset: pos, Reason: fmt.Sprintf("negative offset %d", m.Offset)}
+	}
 	if got, want := crc32.ChecksumIEEE(msg[4:]), binary.BigEndian.Uint32(msg); got != want {
 		return m, 0, &CorruptError{Offset: pos + logOverhead, Reason: fmt.Sprintf("message CRC-32 is %08x, header says %08x", got, want)}
 	}
@@ -345,4 +352,60 @@ func (it *LegacyIter) innerStart() bool {
 	}
 	_, n, err := parseLegacy(it.inner, 0)
 	return err == nil && it.innerPos == n
+}
+
+// LegacyEntry describes one top-level entry of a legacy message set: an
+// uncompressed message, or a compressed wrapper with its inner messages.
+// It is what a backup's index records of the entry.
+type LegacyEntry struct {
+	Magic int8
+	// Attributes are the outer message's: the codec in bits 0-2 and the
+	// timestamp type in bit 3, where a v2 batch has them too.
+	Attributes int16
+	// BaseOffset and LastOffset are the first and last message's offsets
+	// (a wrapper's own offset is its last inner message's).
+	BaseOffset, LastOffset int64
+	// FirstTime is the first message's timestamp and MaxTime the largest
+	// (after a LogAppendTime wrapper's override); -1 for magic 0.
+	FirstTime, MaxTime int64
+	Messages           int
+}
+
+// ParseLegacyEntry checks the legacy entry that is the whole of b (its
+// CRC-32 and, for a wrapper, every inner message's) and describes it. d
+// decompresses wrappers (nil: a Decompressor of its own).
+func ParseLegacyEntry(b []byte, d *Decompressor) (LegacyEntry, error) {
+	var e LegacyEntry
+	if len(b) < logOverhead+14 {
+		return e, &CorruptError{Offset: 0, Reason: fmt.Sprintf("legacy entry of %d bytes", len(b))}
+	}
+	if n := logOverhead + int(int32(binary.BigEndian.Uint32(b[8:]))); n != len(b) {
+		return e, &CorruptError{Offset: 8, Reason: fmt.Sprintf("legacy entry says %d bytes, has %d", n, len(b))}
+	}
+	outer := int64(binary.BigEndian.Uint64(b))
+	e.Magic, e.Attributes = int8(b[offMagic]), int16(b[offMagic+1])
+	e.FirstTime, e.MaxTime = -1, -1
+	it := NewLegacyIter(b, d)
+	for it.Next() {
+		m := it.Message()
+		if e.Messages > 0 && m.Offset <= e.LastOffset {
+			return e, &CorruptError{Offset: 0, Reason: fmt.Sprintf("legacy entry at offset %d: offset %d follows offset %d", outer, m.Offset, e.LastOffset)}
+		}
+		if e.Messages == 0 {
+			e.BaseOffset, e.FirstTime = m.Offset, m.Timestamp
+		}
+		e.LastOffset, e.MaxTime = m.Offset, max(e.MaxTime, m.Timestamp)
+		e.Messages++
+	}
+	switch {
+	case it.Err() != nil:
+		return e, it.Err()
+	case it.Truncated():
+		return e, &CorruptError{Offset: it.Pos(), Reason: "truncated legacy entry"}
+	case e.Messages == 0:
+		return e, &CorruptError{Offset: 0, Reason: fmt.Sprintf("legacy wrapper at offset %d holds no message", outer)}
+	case e.LastOffset != outer:
+		return e, &CorruptError{Offset: 0, Reason: fmt.Sprintf("legacy wrapper at offset %d ends with offset %d", outer, e.LastOffset)}
+	}
+	return e, nil
 }

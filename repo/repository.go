@@ -196,10 +196,11 @@ func (r *Repository) Verify(ctx context.Context, m *Manifest, deep bool) []error
 						next = max(next, gaps[0].To)
 						gaps = gaps[1:]
 					}
-					if b.BaseOffset() > next && next < p.To && !compacted {
-						return fmt.Errorf("offsets %d to %d are in no batch and no gap", next, b.BaseOffset()-1)
+					// From the entry, checked against the batch (or legacy message).
+					if e.BaseOffset > next && next < p.To && !compacted {
+						return fmt.Errorf("offsets %d to %d are in no batch and no gap", next, e.BaseOffset-1)
 					}
-					next = max(next, b.LastOffset()+1)
+					next = max(next, e.LastOffset+1)
 					return nil
 				})
 				if err != nil {

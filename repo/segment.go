@@ -46,7 +46,11 @@ func (f Framing) String() string {
 // frames when the producer did not compress the batches, none when it did
 // (compressing them again costs CPU and saves nothing).
 func AutoFraming(b record.Batch) Framing {
-	if b.Codec() == record.None {
+	codec := b.Codec()
+	if record.PeekMagic(b) < 2 && len(b) > 17 {
+		codec = record.Codec(b[17] & 7) // a legacy message's attributes
+	}
+	if codec == record.None {
 		return FramingZstd
 	}
 	return FramingNone
@@ -161,15 +165,42 @@ func (s *SegmentWriter) append(b record.Batch, crc bool) error {
 		}
 		return fmt.Errorf("repo: segment: batch at offset %d: %w", b.BaseOffset(), err)
 	}
-	if n := len(s.seg.Entries); n > 0 && b.BaseOffset() <= s.seg.Entries[n-1].LastOffset {
-		return fmt.Errorf("repo: segment: batch at offset %d after one ending at %d: offsets must increase", b.BaseOffset(), s.seg.Entries[n-1].LastOffset)
-	}
-	e := IndexEntry{
-		DataPos: s.seg.DataLen, Length: uint32(len(b)),
+	return s.add(b, IndexEntry{
 		BaseOffset: b.BaseOffset(), LastOffset: b.LastOffset(),
 		FirstTime: b.BaseTimestamp(), MaxTime: b.MaxTimestamp(), ProducerID: b.ProducerID(),
 		Attributes: b.Attributes(), Magic: b.Magic(),
+	})
+}
+
+// AppendLegacy adds one top-level entry of a legacy message set (magic 0
+// or 1), stored as it is, after checking it (its CRC-32s and offsets; d
+// decompresses a wrapper for that). It returns what it found, for the
+// caller's counts.
+func (s *SegmentWriter) AppendLegacy(entry []byte, d *record.Decompressor) (record.LegacyEntry, error) {
+	if s.err != nil {
+		return record.LegacyEntry{}, s.err
 	}
+	le, err := record.ParseLegacyEntry(entry, d)
+	if err != nil {
+		return le, fmt.Errorf("repo: segment: legacy message at offset %d: %w", int64(binary.BigEndian.Uint64(entry)), err)
+	}
+	return le, s.add(entry, legacyIndexEntry(le))
+}
+
+func legacyIndexEntry(le record.LegacyEntry) IndexEntry {
+	return IndexEntry{
+		BaseOffset: le.BaseOffset, LastOffset: le.LastOffset, FirstTime: le.FirstTime, MaxTime: le.MaxTime,
+		ProducerID: -1, Attributes: le.Attributes, Magic: le.Magic,
+	}
+}
+
+// add appends a checked entry's bytes, described by e (which add
+// completes with its place in the segment).
+func (s *SegmentWriter) add(b []byte, e IndexEntry) error {
+	if n := len(s.seg.Entries); n > 0 && e.BaseOffset <= s.seg.Entries[n-1].LastOffset {
+		return fmt.Errorf("repo: segment: batch at offset %d after one ending at %d: offsets must increase", e.BaseOffset, s.seg.Entries[n-1].LastOffset)
+	}
+	e.DataPos, e.Length = s.seg.DataLen, uint32(len(b))
 	if s.framing == FramingNone {
 		e.FramePos, e.FrameLen = s.seg.StoredLen, uint32(len(b))
 		s.seg.Entries = append(s.seg.Entries, e)
@@ -381,8 +412,12 @@ func ParseIndex(b []byte) (*Segment, error) {
 		}
 		s.Entries[i] = e
 		switch {
-		case e.Length < 61:
+		case e.Magic < 0 || e.Magic > 2:
+			return nil, &IndexError{at + 22, fmt.Sprintf("entry %d: magic %d", i, e.Magic)}
+		case e.Magic == 2 && e.Length < 61:
 			return nil, &IndexError{at, fmt.Sprintf("entry %d: a %d-byte batch is shorter than a batch header", i, e.Length)}
+		case e.Magic < 2 && e.Length < 26:
+			return nil, &IndexError{at, fmt.Sprintf("entry %d: a %d-byte legacy message is shorter than a message header", i, e.Length)}
 		case e.BaseOffset <= lastOffset || e.LastOffset < e.BaseOffset:
 			return nil, &IndexError{at, fmt.Sprintf("entry %d: offsets %d-%d after %d", i, e.BaseOffset, e.LastOffset, lastOffset)}
 		case e.FramePos+uint64(e.FrameLen) > s.StoredLen:
@@ -435,12 +470,23 @@ func (s *Segment) CheckSum(stored []byte, sha [32]byte) error {
 
 // checkBatch returns entry i's batch from the uncompressed bytes of its
 // frame, checked against its framing, CRC-32C and index entry.
-func (s *Segment) checkBatch(frame []byte, i int) (record.Batch, error) {
+func (s *Segment) checkBatch(frame []byte, i int, d *record.Decompressor) (record.Batch, error) {
 	e := s.Entries[i]
 	if uint64(e.InFrame)+uint64(e.Length) > uint64(len(frame)) {
 		return nil, &CorruptError{e.FramePos, i, fmt.Sprintf("batch %d+%d runs past its frame's %d bytes", e.InFrame, e.Length, len(frame))}
 	}
 	b := record.Batch(frame[e.InFrame : e.InFrame+e.Length])
+	if e.Magic < 2 {
+		le, err := record.ParseLegacyEntry(b, d)
+		if err != nil {
+			return nil, &CorruptError{e.FramePos, i, err.Error()}
+		}
+		if got := legacyIndexEntry(le); got.BaseOffset != e.BaseOffset || got.LastOffset != e.LastOffset || got.FirstTime != e.FirstTime ||
+			got.MaxTime != e.MaxTime || got.ProducerID != e.ProducerID || got.Attributes != e.Attributes || got.Magic != e.Magic {
+			return nil, &CorruptError{e.FramePos, i, fmt.Sprintf("legacy message at offset %d does not match its index entry (offset %d)", le.LastOffset, e.LastOffset)}
+		}
+		return b, nil
+	}
 	if err := b.Validate(); err != nil {
 		return nil, &CorruptError{e.FramePos, i, err.Error()}
 	}
@@ -474,7 +520,7 @@ func (s *Segment) Batch(dst, stored []byte, i int, d *record.Decompressor) (reco
 			return nil, &CorruptError{e.FramePos, i, fmt.Sprintf("frame does not decompress: %v", err)}
 		}
 	}
-	return s.checkBatch(frame, i)
+	return s.checkBatch(frame, i, d)
 }
 
 // Batches calls fn with each batch of the segment, in order, checking that
@@ -579,7 +625,7 @@ func (s *Segment) batchRange(part, space []byte, lo, hi int, d *record.Decompres
 		if uint64(e.InFrame)+uint64(e.Length) > uint64(len(frame)) {
 			return &CorruptError{e.FramePos, i, fmt.Sprintf("batch %d+%d runs past its frame's %d bytes", e.InFrame, e.Length, len(frame))}
 		}
-		b, err := s.checkBatch(frame, i)
+		b, err := s.checkBatch(frame, i, d)
 		if err != nil {
 			return err
 		}

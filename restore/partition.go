@@ -340,12 +340,12 @@ func (e *engine) read(ctx context.Context, t *Target, indexes []*repo.Segment, t
 // unit checks the batches of a unit read and emits those restored.
 func (e *engine) unit(t *Target, u *unit, txns map[int64][]marker, d *record.Decompressor, rn *record.Renumberer, r *record.Reader, raw bool, emit func(*piece) error) error {
 	w := t.window
-	return u.seg.BatchRangeInto(u.data, u.space, u.lo, u.hi, d, func(ie repo.IndexEntry, b record.Batch) error {
-		switch v := judge(w, txns, &ie); {
+	one := func(b record.Batch, v verdict, buf *buffer) error {
+		switch {
 		case raw && v == inspect:
-			return emit(&piece{batch: b, src: b, keep: w.keep, buf: u.buf})
+			return emit(&piece{batch: b, src: b, keep: w.keep, buf: buf})
 		case v == sendWhole:
-			pc := piece{batch: b, first: b.BaseOffset(), last: b.LastOffset(), records: int64(b.NumRecords()), src: b, buf: u.buf}
+			pc := piece{batch: b, first: b.BaseOffset(), last: b.LastOffset(), records: int64(b.NumRecords()), src: b, buf: buf}
 			if !raw && !b.Contiguous() {
 				_, nb, err := rn.Renumber(nil, b)
 				if err != nil {
@@ -356,10 +356,73 @@ func (e *engine) unit(t *Target, u *unit, txns map[int64][]marker, d *record.Dec
 			}
 			return emit(&pc)
 		case v == inspect:
-			return e.inspect(b, w, r, rn, u.buf, emit)
+			return e.inspect(b, w, r, rn, buf, emit)
 		}
 		return nil // counted when the entries were judged
+	}
+	var lg legacyRun
+	err := u.seg.BatchRangeInto(u.data, u.space, u.lo, u.hi, d, func(ie repo.IndexEntry, b record.Batch) error {
+		v := judge(w, txns, &ie)
+		if ie.Magic < 2 && (v == sendWhole || v == inspect) {
+			return lg.add(b, v, one)
+		}
+		if err := lg.flush(one); err != nil {
+			return err
+		}
+		return one(b, v, u.buf)
 	})
+	if err == nil {
+		err = lg.flush(one)
+	}
+	e.legacy.Add(lg.converted)
+	return err
+}
+
+// legacyRun gathers consecutive legacy messages restored and converts
+// them to v2 batches (Kafka 4 accepts no other format): a compressed
+// wrapper becomes one batch in its codec, and uncompressed messages are
+// gathered into batches of up to legacyBatch bytes, rather than sent one
+// message per batch.
+type legacyRun struct {
+	data      []byte
+	v         verdict // inspect if any message of the run is
+	d         record.Decompressor
+	z         record.Compressor
+	converted int64 // messages
+}
+
+const legacyBatch = 256 << 10
+
+func (l *legacyRun) add(m []byte, v verdict, one func(record.Batch, verdict, *buffer) error) error {
+	if len(l.data) == 0 || v == inspect {
+		l.v = v
+	}
+	l.data = append(l.data, m...)
+	if len(l.data) >= legacyBatch {
+		return l.flush(one)
+	}
+	return nil
+}
+
+// flush converts the run and passes the batches on (they are the run's
+// own memory, not a pooled buffer's).
+func (l *legacyRun) flush(one func(record.Batch, verdict, *buffer) error) error {
+	if len(l.data) == 0 {
+		return nil
+	}
+	out, n, err := record.ConvertLegacy(nil, l.data, &l.d, &l.z, legacyBatch)
+	if err != nil {
+		return fmt.Errorf("convert the legacy messages from offset %d: %w", record.Batch(l.data).BaseOffset(), err)
+	}
+	l.converted += int64(n)
+	l.data = l.data[:0]
+	it := record.NewIter(out)
+	for it.Next() {
+		if err := one(it.Batch(), l.v, nil); err != nil {
+			return err
+		}
+	}
+	return it.Err()
 }
 
 // inspect restores the records of b inside the window w: b itself when

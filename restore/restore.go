@@ -107,6 +107,9 @@ type Stats struct {
 	Markers, Aborted, Undecided, Outside int64
 	Renumbered                           int64 // compacted batches given contiguous offsets
 	Filtered                             int64 // batches straddling the window, re-encoded with the records inside it
+	// Converted are legacy (magic 0 and 1) messages converted to v2
+	// batches.
+	Converted int64
 	// Repartitioned are source batches whose records were spread over
 	// target partitions by key (re-encoded).
 	Repartitioned int64
@@ -476,6 +479,7 @@ type engine struct {
 	batches, records, bytes, already atomic.Int64
 	markers, aborted, undecided      atomic.Int64
 	outside, ren, filtered, spread   atomic.Int64
+	legacy                           atomic.Int64
 
 	mu       sync.Mutex
 	firstErr error
@@ -485,6 +489,7 @@ func (e *engine) stats(st Stats) Stats {
 	st.Batches, st.Records, st.Bytes, st.AlreadyRestored = e.batches.Load(), e.records.Load(), e.bytes.Load(), e.already.Load()
 	st.Markers, st.Aborted, st.Undecided, st.Outside = e.markers.Load(), e.aborted.Load(), e.undecided.Load(), e.outside.Load()
 	st.Renumbered, st.Filtered, st.Repartitioned = e.ren.Load(), e.filtered.Load(), e.spread.Load()
+	st.Converted = e.legacy.Load()
 	return st
 }
 
