@@ -250,12 +250,13 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 			Filtered        int64    `json:"batches_cut_by_window"`
 			Renumbered      int64    `json:"renumbered_batches"`
 			Repartitioned   int64    `json:"repartitioned_batches"`
+			Converted       int64    `json:"legacy_messages_converted"`
 			Groups          []string `json:"groups_committed"`
 			NotTranslated   []string `json:"groups_not_translated"`
 			Seconds         float64  `json:"seconds"`
 		}{"restore_done", m.ID, stats.ID, stats.Resumed, stats.Complete, stats.Partitions, stats.TopicsCreated, stats.Batches, stats.Records, stats.Bytes,
 			stats.AlreadyRestored, stats.Markers, stats.Aborted, stats.Undecided, stats.Outside, stats.Filtered, stats.Renumbered, stats.Repartitioned,
-			stats.GroupsCommitted, stats.GroupsNotTranslated, secs})
+			stats.Converted, stats.GroupsCommitted, stats.GroupsNotTranslated, secs})
 	}
 	if stats.Complete {
 		fmt.Fprintf(out, "restore %s of backup %s had already finished; nothing produced", stats.ID, m.ID)
@@ -271,6 +272,9 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 		}
 		if stats.Repartitioned > 0 {
 			fmt.Fprintf(out, "; spread the records of %d batches by key", stats.Repartitioned)
+		}
+		if stats.Converted > 0 {
+			fmt.Fprintf(out, "; converted %d legacy (v0/v1) messages to v2 batches", stats.Converted)
 		}
 	}
 	if len(stats.GroupsCommitted) > 0 {
