@@ -14,111 +14,17 @@ import (
 	"github.com/ktape/ktape/internal/testfixtures"
 	"github.com/ktape/ktape/record"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// legacyLog is a partition's log as a broker whose message format was
-// upgraded serves it: legacy message sets, then v2 batches.
-type legacyLog struct {
-	data    []byte
-	entries []legacyLogEntry
-	end     int64
-}
-
-type legacyLogEntry struct {
-	pos, size int
-	last      int64 // the entry's last offset
-}
-
-// serveLegacy has c answer Fetch and ListOffsets for topic from logs (one
-// per partition), as a broker holding legacy data would: kfake stores v2
-// batches only.
-func serveLegacy(t *testing.T, c *kfaketest.Cluster, topic string, logs []*legacyLog) {
-	t.Helper()
-	cl := c.Client(t)
-	mreq := kmsg.NewPtrMetadataRequest()
-	mt := kmsg.NewMetadataRequestTopic()
-	mt.Topic = kmsg.StringPtr(topic)
-	mreq.Topics = append(mreq.Topics, mt)
-	mresp, err := mreq.RequestWith(context.Background(), cl)
-	if err != nil || len(mresp.Topics) != 1 || mresp.Topics[0].ErrorCode != 0 {
-		t.Fatalf("metadata of %s: %v %+v", topic, err, mresp)
-	}
-	id := mresp.Topics[0].TopicID
-	k := c.Kfake()
-	k.ControlKey(int16(kmsg.Fetch), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		k.KeepControl()
-		req := kr.(*kmsg.FetchRequest)
-		for _, rt := range req.Topics {
-			if rt.Topic != topic && rt.TopicID != id {
-				return nil, nil, false
-			}
-		}
-		resp := req.ResponseKind().(*kmsg.FetchResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewFetchResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewFetchResponseTopicPartition()
-				sp.Partition = rp.Partition
-				if rp.Partition < 0 || int(rp.Partition) >= len(logs) {
-					sp.ErrorCode = 3 // UNKNOWN_TOPIC_OR_PARTITION
-				} else {
-					l := logs[rp.Partition]
-					sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = l.end, l.end, 0
-					for _, e := range l.entries {
-						if e.last >= rp.FetchOffset {
-							sp.RecordBatches = l.data[e.pos:]
-							break
-						}
-					}
-				}
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
-	k.ControlKey(int16(kmsg.ListOffsets), func(kr kmsg.Request) (kmsg.Response, error, bool) {
-		k.KeepControl()
-		req := kr.(*kmsg.ListOffsetsRequest)
-		for _, rt := range req.Topics {
-			if rt.Topic != topic {
-				return nil, nil, false
-			}
-		}
-		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewListOffsetsResponseTopic()
-			st.Topic = rt.Topic
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewListOffsetsResponseTopicPartition()
-				sp.Partition, sp.Timestamp, sp.LeaderEpoch = rp.Partition, -1, -1
-				switch {
-				case rp.Partition < 0 || int(rp.Partition) >= len(logs):
-					sp.ErrorCode = 3 // UNKNOWN_TOPIC_OR_PARTITION
-				case rp.Timestamp == -2:
-					sp.Offset = 0
-				default: // latest; no time index here
-					sp.Offset = logs[rp.Partition].end
-				}
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
-	})
-}
 
 // legacyLogs builds one log per legacy fixture: its message set, then
 // three v2 records after it (an upgraded log).
-func legacyLogs(t *testing.T) ([]*legacyLog, []string, int) {
+func legacyLogs(t *testing.T) ([]kfaketest.Log, []string, int) {
 	t.Helper()
 	names, err := testfixtures.Names()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs []*legacyLog
+	var logs []kfaketest.Log
 	var used []string
 	messages := 0
 	for _, name := range names {
@@ -130,14 +36,12 @@ func legacyLogs(t *testing.T) ([]*legacyLog, []string, int) {
 			t.Fatal(err)
 		}
 		p := f.Partitions[0]
-		l := &legacyLog{data: append([]byte(nil), p.Raw...)}
+		l := kfaketest.Log{Data: append([]byte(nil), p.Raw...), End: p.HighWatermark}
 		for _, b := range p.Batches {
-			l.entries = append(l.entries, legacyLogEntry{pos: b.Position, size: b.Size, last: b.LastOffset})
 			messages += len(b.Records)
 		}
-		l.end = p.HighWatermark
 		h := record.NoProducer
-		h.BaseOffset = l.end
+		h.BaseOffset = l.End
 		var bld record.Builder
 		bld.Reset(nil, h, nil)
 		for i := 0; i < 3; i++ {
@@ -147,9 +51,8 @@ func legacyLogs(t *testing.T) ([]*legacyLog, []string, int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.entries = append(l.entries, legacyLogEntry{pos: len(l.data), size: len(v2), last: l.end + 2})
-		l.data = append(l.data, v2...)
-		l.end += 3
+		l.Data = append(l.Data, v2...)
+		l.End += 3
 		logs = append(logs, l)
 		used = append(used, name)
 	}
@@ -167,7 +70,7 @@ func TestRestoreLegacy(t *testing.T) {
 	ctx := context.Background()
 	logs, names, messages := legacyLogs(t)
 	e := newEnv(t, kfaketest.Topics(len(logs), "old"))
-	serveLegacy(t, e.src, "old", logs)
+	e.src.Serve(t, "old", logs)
 
 	want := map[int32][]string{}
 	total := 0
