@@ -196,4 +196,3 @@ func TestRestoreCompacted(t *testing.T) {
 		}
 	}
 }
-
