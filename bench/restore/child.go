@@ -20,12 +20,18 @@ type childResult struct {
 	Records int64 `json:"records"`
 }
 
-// runChild replays the records file with a franz-go producer and prints a
-// childResult.
+// runChild replays the records file with a franz-go producer (or, for
+// -impl raw, the repository -in with replayRaw) and prints a childResult.
 func runChild(o *options, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
-	res, err := replayKgo(ctx, strings.Split(o.brokers, ","), o.topic, o.codecs[0], o.in)
+	var res childResult
+	var err error
+	if o.impls[0] == "raw" {
+		res, err = replayRaw(ctx, strings.Split(o.brokers, ","), o.topic, o.in)
+	} else {
+		res, err = replayKgo(ctx, strings.Split(o.brokers, ","), o.topic, o.codecs[0], o.in)
+	}
 	if err != nil {
 		return err
 	}
