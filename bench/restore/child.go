@@ -21,14 +21,14 @@ type childResult struct {
 }
 
 // runChild replays the records file with a franz-go producer (or, for
-// -impl raw, the repository -in with replayRaw) and prints a childResult.
+// -impl naive, the repository -in with replayNaive) and prints a childResult.
 func runChild(o *options, stdout io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	var res childResult
 	var err error
-	if o.impls[0] == "raw" {
-		res, err = replayRaw(ctx, strings.Split(o.brokers, ","), o.topic, o.in)
+	if o.impls[0] == "naive" {
+		res, err = replayNaive(ctx, strings.Split(o.brokers, ","), o.topic, o.in)
 	} else {
 		res, err = replayKgo(ctx, strings.Split(o.brokers, ","), o.topic, o.codecs[0], o.in)
 	}

@@ -64,7 +64,7 @@ var notes = map[string]string{
 	"ktape": "ktape restore from a local repository",
 	"kcat":  "kcat -P from a file (-K/-D delimiters, idempotent, linger.ms=5, batch.size=1000000)",
 	"kgo":   "franz-go producer from a file (defaults, codec set)",
-	"raw":   "the stored batches read from the plain segments and sent untouched (base offset zeroed), one Produce request each, 16 in flight, no checks: the ceiling",
+	"naive": "a naive replayer on ktape's protocol layer: each plain segment read whole through the page cache, then its batches sent untouched (base offset zeroed), one Produce request each, 16 in flight, no checks, no overlap of reading and sending",
 }
 
 // runner runs the matrix.
@@ -106,7 +106,7 @@ func (r *runner) run() error {
 			return err
 		}
 	}
-	needRepo := slices.Contains(r.opts.impls, "ktape") || slices.Contains(r.opts.impls, "raw")
+	needRepo := slices.Contains(r.opts.impls, "ktape") || slices.Contains(r.opts.impls, "naive")
 	needRecords := slices.Contains(r.opts.impls, "kcat") || slices.Contains(r.opts.impls, "kgo")
 
 	type conf struct {
@@ -220,9 +220,9 @@ func (r *runner) runOne(impl, target string, k inputKey, in *input, rep int) res
 		cmd = exec.CommandContext(ctx, r.self, "-child", "-impl", "kgo", "-brokers", srv.Addr, "-topic", ti.Topic,
 			"-in", in.recordsPath(), "-codec", k.codec, "-timeout", r.opts.timeout.String())
 		cmd.Env = append(os.Environ(), r.selfEnv...)
-	case "raw":
+	case "naive":
 		res.InputBytes = harness.DirSize(in.repoDir())
-		cmd = exec.CommandContext(ctx, r.self, "-child", "-impl", "raw", "-brokers", srv.Addr, "-topic", ti.Topic,
+		cmd = exec.CommandContext(ctx, r.self, "-child", "-impl", "naive", "-brokers", srv.Addr, "-topic", ti.Topic,
 			"-in", in.repoDir(), "-codec", k.codec, "-timeout", r.opts.timeout.String())
 		cmd.Env = append(os.Environ(), r.selfEnv...)
 	default:
@@ -248,7 +248,7 @@ func (r *runner) runOne(impl, target string, k inputKey, in *input, rep int) res
 	switch impl {
 	case "ktape":
 		err = checkKtape(&res, stdout.Bytes(), ti)
-	case "kgo", "raw":
+	case "kgo", "naive":
 		var cr childResult
 		if err = json.Unmarshal([]byte(harness.LastLine(stdout.String())), &cr); err != nil {
 			err = fmt.Errorf("child printed %q: %w", harness.LastLine(stdout.String()), err)
@@ -268,7 +268,7 @@ func (r *runner) runOne(impl, target string, k inputKey, in *input, rep int) res
 		res.Error = fmt.Sprintf("the %s holds %d records; the topic %d", target, res.TargetRecords, ti.Records)
 	case res.RecordsSent != 0 && res.RecordsSent != ti.Records:
 		res.Error = fmt.Sprintf("%s reported %d records delivered; the topic holds %d", impl, res.RecordsSent, ti.Records)
-	case (impl == "ktape" || impl == "raw") && target == "sink" && (got.Batches != ti.Batches || got.Bytes != ti.Bytes):
+	case (impl == "ktape" || impl == "naive") && target == "sink" && (got.Batches != ti.Batches || got.Bytes != ti.Bytes):
 		res.Error = fmt.Sprintf("the sink received %d batches, %d bytes; the backup holds %d, %d", got.Batches, got.Bytes, ti.Batches, ti.Bytes)
 	}
 	return res

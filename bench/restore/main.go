@@ -131,7 +131,7 @@ func main() {
 }
 
 // knownImpls is every client, in the order tables list them.
-var knownImpls = []string{"ktape", "kcat", "kgo", "raw"}
+var knownImpls = []string{"ktape", "kcat", "kgo", "naive"}
 
 // options are the parsed flags.
 type options struct {
@@ -241,8 +241,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-memory %d: ktape wants at least 8MiB", o.memory)
 	}
 	if o.child {
-		if len(o.impls) != 1 || (o.impls[0] != "kgo" && o.impls[0] != "raw") || len(o.codecs) != 1 {
-			return nil, fmt.Errorf("-child runs -impl kgo or raw with one -codec")
+		if len(o.impls) != 1 || (o.impls[0] != "kgo" && o.impls[0] != "naive") || len(o.codecs) != 1 {
+			return nil, fmt.Errorf("-child runs -impl kgo or naive with one -codec")
 		}
 		if o.brokers == "" || o.in == "" {
 			return nil, fmt.Errorf("-child needs -brokers and -in")

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 // prints one line per run; then -table reads them back. The second target
 // reuses the inputs the first prepared, and a ktape built once.
 func TestHarnessEndToEnd(t *testing.T) {
-	impls := []string{"ktape", "kgo", "raw"}
+	impls := []string{"ktape", "kgo", "naive"}
 	if _, err := exec.LookPath("kcat"); err == nil {
 		impls = append(impls, "kcat")
 	} else {

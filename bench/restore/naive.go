@@ -15,53 +15,56 @@ import (
 	"github.com/ktape/ktape/storage"
 )
 
-// rawInFlight is how many Produce requests the raw sender keeps
-// unanswered on its connection.
-const rawInFlight = 16
+// naiveInFlight is how many Produce requests the naive sender keeps
+// unanswered.
+const naiveInFlight = 16
 
-// replayRaw is the ceiling of a restore from a local repository: it reads
-// the newest backup's plain segments with plain reads into one reused
-// buffer and sends each stored batch, untouched but for its base offset
-// (zeroed, as brokers want, outside the CRC), in a Produce request of its
-// own (acks=1, 16 in flight), nothing checked, no producer id. What is left is what every restore
-// pays: reading the files and writing the bytes to the socket.
-func replayRaw(ctx context.Context, brokers []string, topic, dir string) (childResult, error) {
+// replayNaive is a restore from a local repository written the obvious
+// way on ktape's protocol layer, to show what the restore engine's design
+// is worth: it reads each of the newest backup's plain segments whole,
+// through the page cache, into one reused buffer, then sends each stored
+// batch, untouched but for its base offset (zeroed, as brokers want; the
+// CRC does not cover it), in a Produce request of its own (acks=1, 16 in
+// flight), nothing checked, no producer id. Reading and sending take
+// turns. It is not a ceiling: ktape, reading with direct I/O ahead of its
+// sends, beats it.
+func replayNaive(ctx context.Context, brokers []string, topic, dir string) (childResult, error) {
 	var res childResult
 	st, err := storage.OpenExisting(ctx, dir)
 	if err != nil {
-		return res, fmt.Errorf("raw: %w", err)
+		return res, fmt.Errorf("naive: %w", err)
 	}
 	defer st.Close()
 	r, err := repo.Open(ctx, st, false)
 	if err != nil {
-		return res, fmt.Errorf("raw: %w", err)
+		return res, fmt.Errorf("naive: %w", err)
 	}
 	ids, err := r.Backups(ctx)
 	if err != nil || len(ids) == 0 {
-		return res, fmt.Errorf("raw: no backup in %s (%v)", dir, err)
+		return res, fmt.Errorf("naive: no backup in %s (%v)", dir, err)
 	}
 	m, err := r.Manifest(ctx, ids[len(ids)-1])
 	if err != nil {
-		return res, fmt.Errorf("raw: %w", err)
+		return res, fmt.Errorf("naive: %w", err)
 	}
 	c, err := client.New(ctx, brokers, nil)
 	if err != nil {
-		return res, fmt.Errorf("raw: connect: %w", err)
+		return res, fmt.Errorf("naive: connect: %w", err)
 	}
 	defer c.Close()
 	md, err := c.RefreshMetadata(ctx, []string{topic})
 	if err != nil {
-		return res, fmt.Errorf("raw: metadata: %w", err)
+		return res, fmt.Errorf("naive: metadata: %w", err)
 	}
 	tm := md.Topics[topic]
 	if tm == nil || tm.Err != nil || len(tm.Partitions) == 0 {
-		return res, fmt.Errorf("raw: topic %s not found", topic)
+		return res, fmt.Errorf("naive: topic %s not found", topic)
 	}
 	type begun struct {
 		call *client.Call
 		v    int16
 	}
-	calls := make(chan begun, rawInFlight)
+	calls := make(chan begun, naiveInFlight)
 	waited := make(chan error, 1)
 	go func() {
 		var first error
@@ -74,7 +77,7 @@ func replayRaw(ctx context.Context, brokers []string, topic, dir string) (childR
 					for i := 0; i < r.NumTopics(); i++ {
 						for j := 0; j < r.Topic(i).NumPartitions(); j++ {
 							if code := r.Topic(i).Partition(j).ErrorCode(); code != 0 && err == nil {
-								err = fmt.Errorf("raw: partition %d: %w", r.Topic(i).Partition(j).Index(), protocol.ErrorForCode(code))
+								err = fmt.Errorf("naive: partition %d: %w", r.Topic(i).Partition(j).Index(), protocol.ErrorForCode(code))
 							}
 						}
 					}
@@ -90,7 +93,7 @@ func replayRaw(ctx context.Context, brokers []string, topic, dir string) (childR
 	conns := map[int32]*client.Conn{}
 	send := func(partition int32, b []byte) error {
 		if int(partition) >= len(tm.Partitions) {
-			return fmt.Errorf("raw: %s has no partition %d", topic, partition)
+			return fmt.Errorf("naive: %s has no partition %d", topic, partition)
 		}
 		leader := tm.Partitions[partition].Leader
 		conn := conns[leader]
@@ -122,12 +125,12 @@ func replayRaw(ctx context.Context, brokers []string, topic, dir string) (childR
 		for _, p := range t.Partitions {
 			for _, ref := range p.Segments {
 				if ref.Compression != "none" {
-					sendErr = fmt.Errorf("raw: %s is %s-framed; the raw sender reads plain segments", ref.Key, ref.Compression)
+					sendErr = fmt.Errorf("naive: %s is %s-framed; the naive sender reads plain segments", ref.Key, ref.Compression)
 					break
 				}
 				f, err := os.Open(filepath.Join(dir, filepath.FromSlash(ref.Key)))
 				if err != nil {
-					sendErr = fmt.Errorf("raw: %w", err)
+					sendErr = fmt.Errorf("naive: %w", err)
 					break
 				}
 				fi, err := f.Stat()
@@ -142,7 +145,7 @@ func replayRaw(ctx context.Context, brokers []string, topic, dir string) (childR
 				}
 				f.Close()
 				if err != nil {
-					sendErr = fmt.Errorf("raw: %s: %w", ref.Key, err)
+					sendErr = fmt.Errorf("naive: %s: %w", ref.Key, err)
 					break
 				}
 				it := record.NewIter(buf)
@@ -154,7 +157,7 @@ func replayRaw(ctx context.Context, brokers []string, topic, dir string) (childR
 					}
 				}
 				if sendErr == nil && it.Err() != nil {
-					sendErr = fmt.Errorf("raw: %s: %w", ref.Key, it.Err())
+					sendErr = fmt.Errorf("naive: %s: %w", ref.Key, it.Err())
 				}
 			}
 		}
