@@ -642,7 +642,7 @@ func (e *engine) take(ctx context.Context, p *partition, fp *client.FetchedParti
 			continue // fetched before, or below the log start asked for
 		}
 		before := p.held()
-		if err := e.add(p, b); err != nil {
+		if err := e.add(p, b, nil); err != nil {
 			return err
 		}
 		e.open += p.held() - before
@@ -674,8 +674,9 @@ func (e *engine) take(ctx context.Context, p *partition, fp *client.FetchedParti
 	return e.balance(ctx)
 }
 
-// add appends a batch to the partition's open segment, opening one.
-func (e *engine) add(p *partition, b record.Batch) error {
+// add appends a batch to the partition's open segment, opening one; a legacy
+// message comes with its description (legacy), checked already.
+func (e *engine) add(p *partition, b record.Batch, legacy *record.LegacyEntry) error {
 	if p.w == nil {
 		var framing repo.Framing
 		switch e.opts.Compression {
@@ -696,8 +697,8 @@ func (e *engine) add(p *partition, b record.Batch) error {
 		p.w.DeferHash() // the uploader hashes it
 		e.up.reuseEntries(p.w)
 	}
-	if b.Magic() < 2 {
-		if _, err := p.w.AppendLegacy(b, &e.legacyD); err != nil {
+	if legacy != nil {
+		if err := p.w.AppendLegacyChecked(b, *legacy); err != nil {
 			return fmt.Errorf("backup: %s: %w", p.tp, err)
 		}
 		return nil
@@ -721,7 +722,7 @@ func (e *engine) addLegacy(p *partition, m record.Batch, limit int64) (n int, la
 		return -1, 0, nil
 	}
 	before := p.held()
-	if err := e.add(p, m); err != nil {
+	if err := e.add(p, m, &le); err != nil {
 		return 0, 0, err
 	}
 	e.open += p.held() - before

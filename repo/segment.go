@@ -187,6 +187,16 @@ func (s *SegmentWriter) AppendLegacy(entry []byte, d *record.Decompressor) (reco
 	return le, s.add(entry, legacyIndexEntry(le))
 }
 
+// AppendLegacyChecked is AppendLegacy for an entry the caller has checked
+// and described with record.ParseLegacyEntry already, so that it is
+// decompressed once.
+func (s *SegmentWriter) AppendLegacyChecked(entry []byte, le record.LegacyEntry) error {
+	if s.err != nil {
+		return s.err
+	}
+	return s.add(entry, legacyIndexEntry(le))
+}
+
 func legacyIndexEntry(le record.LegacyEntry) IndexEntry {
 	return IndexEntry{
 		BaseOffset: le.BaseOffset, LastOffset: le.LastOffset, FirstTime: le.FirstTime, MaxTime: le.MaxTime,
