@@ -32,6 +32,13 @@ type uploader struct {
 func newUploader(r *repo.Repository, obs Observer, n int, keep int64) *uploader {
 	u := &uploader{r: r, obs: obs, slots: make(chan struct{}, n), pool: newChunkPool(keep), entries: make(chan []repo.IndexEntry, 2*n)}
 	u.cond = sync.NewCond(&u.mu)
+	if r.Encrypted() {
+		// Sealed segments go into buffers from the same pool.
+		r.SealBuffer = func() (repo.PartsWriter, func()) {
+			b := u.buffer()
+			return b, b.release
+		}
+	}
 	return u
 }
 
@@ -78,6 +85,9 @@ func (u *uploader) put(ctx context.Context, p *partition, buf *segBuf, seg *repo
 		return nil, u.err
 	}
 	held := int64(buf.Cap())
+	if u.r.Encrypted() {
+		held *= 2 // the segment is sealed into a second buffer as large
+	}
 	u.inFlight += held
 	u.running++
 	u.mu.Unlock()
@@ -85,7 +95,9 @@ func (u *uploader) put(ctx context.Context, p *partition, buf *segBuf, seg *repo
 	tp, topic, topicID := p.tp, p.topic.Name, p.topic.ID
 	go func() {
 		start := time.Now()
-		seg.Hash(buf.Parts())
+		if !u.r.Encrypted() {
+			seg.Hash(buf.Parts()) // an encrypted repository hashes the sealed object
+		}
 		ref, err := u.r.PutSegmentParts(ctx, topic, topicID, tp.Partition, buf.Parts(), seg)
 		if err != nil {
 			err = fmt.Errorf("backup: %s: store segment at offset %d: %w", tp, seg.Entries[0].BaseOffset, err)

@@ -69,6 +69,7 @@ type SegmentRef struct {
 	LastOffset  int64  `json:"last_offset"`
 	Batches     int    `json:"batches"`
 	StoredBytes uint64 `json:"stored_bytes"`
+	SealedBytes uint64 `json:"sealed_bytes,omitempty"` // the age file's length, in an encrypted repository
 	DataBytes   uint64 `json:"data_bytes"`
 	SHA256      string `json:"sha256"`
 	Compression string `json:"compression"`
@@ -128,7 +129,7 @@ func IndexKey(segmentKey string) string { return strings.TrimSuffix(segmentKey, 
 
 // Ref summarises a segment stored under key, for a manifest.
 func (s *Segment) Ref(key string) SegmentRef {
-	r := SegmentRef{Key: key, Batches: len(s.Entries), StoredBytes: s.StoredLen, DataBytes: s.DataLen,
+	r := SegmentRef{Key: key, Batches: len(s.Entries), StoredBytes: s.StoredLen, SealedBytes: s.SealedLen, DataBytes: s.DataLen,
 		SHA256: hex.EncodeToString(s.SHA256[:]), Compression: s.Framing.String()}
 	if n := len(s.Entries); n > 0 {
 		r.BaseOffset, r.LastOffset = s.Entries[0].BaseOffset, s.Entries[n-1].LastOffset

@@ -1,12 +1,14 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,13 +25,20 @@ type Repository struct {
 	st *storage.Store
 	// ID is the repository's id, from its descriptor.
 	ID string
+	// SealBuffer, if set, gives the buffers an encrypted repository seals
+	// segments into, and a function that frees each: a backup reuses its
+	// segment buffers for them.
+	SealBuffer func() (w PartsWriter, release func())
+
+	crypt *crypt // nil when the repository is not encrypted
 }
 
 type descriptor struct {
-	Format  string    `json:"format"`
-	Version int       `json:"version"`
-	ID      string    `json:"id"`
-	Created time.Time `json:"created"`
+	Format     string      `json:"format"`
+	Version    int         `json:"version"`
+	ID         string      `json:"id"`
+	Created    time.Time   `json:"created"`
+	Encryption *encryption `json:"encryption,omitempty"`
 }
 
 const (
@@ -38,13 +47,24 @@ const (
 )
 
 // Open opens the repository in st, initialising it when the store is
-// empty and init is true.
+// empty and init is true. An encrypted repository needs OpenKeys.
 func Open(ctx context.Context, st *storage.Store, init bool) (*Repository, error) {
+	return OpenKeys(ctx, st, init, nil)
+}
+
+// OpenKeys is Open with age keys: a repository created with recipients
+// is encrypted to them, and an encrypted one is read with the identities.
+func OpenKeys(ctx context.Context, st *storage.Store, init bool, k *Keys) (*Repository, error) {
 	b, err := st.Get(ctx, descriptorKey)
 	if errors.Is(err, storage.ErrNotFound) && init {
 		var id [16]byte
 		rand.Read(id[:])
 		d := descriptor{Format: repositoryFormat, Version: 1, ID: hex.EncodeToString(id[:]), Created: time.Now().UTC().Truncate(time.Second)}
+		if k != nil && len(k.Recipients) > 0 {
+			if d.Encryption, err = newEncryption(k); err != nil {
+				return nil, fmt.Errorf("repo: %s: %w", st.URL(), err)
+			}
+		}
 		if b, err = json.Marshal(d); err != nil {
 			return nil, err
 		}
@@ -59,13 +79,36 @@ func Open(ctx context.Context, st *storage.Store, init bool) (*Repository, error
 		return nil, fmt.Errorf("repo: %s: %w", st.URL(), err)
 	}
 	var d descriptor
-	if err := json.Unmarshal(b, &d); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields() // a member this ktape does not know may change how to read the rest
+	if err := dec.Decode(&d); err != nil {
 		return nil, fmt.Errorf("repo: %s: %s: %w", st.URL(), descriptorKey, err)
 	}
 	if d.Format != repositoryFormat || d.Version != 1 || !hex32Re.MatchString(d.ID) {
 		return nil, fmt.Errorf("repo: %s: %s says format %q version %d: this ktape reads %q version 1", st.URL(), descriptorKey, d.Format, d.Version, repositoryFormat)
 	}
-	return &Repository{st: st, ID: d.ID}, nil
+	r := &Repository{st: st, ID: d.ID}
+	switch {
+	case d.Encryption != nil:
+		if r.crypt, err = newCrypt(d.Encryption, k); err != nil {
+			return nil, fmt.Errorf("repo: %s: %w", st.URL(), err)
+		}
+	case k != nil && len(k.Recipients) > 0:
+		return nil, fmt.Errorf("repo: %s is not encrypted: a repository is encrypted when it is created, and this one was not", st.URL())
+	}
+	return r, nil
+}
+
+// Encrypted reports whether the repository's objects are encrypted.
+func (r *Repository) Encrypted() bool { return r.crypt != nil }
+
+// Recipients are the public keys an encrypted repository's data is
+// sealed to, and its writers' (which read only its metadata).
+func (r *Repository) Recipients() (data, writers []string) {
+	if r.crypt == nil {
+		return nil, nil
+	}
+	return slices.Clone(r.crypt.desc.Recipients), slices.Clone(r.crypt.desc.Writers)
 }
 
 // PutSegment stores a segment and then its index, and returns the
@@ -77,15 +120,38 @@ func (r *Repository) PutSegment(ctx context.Context, topic, topicID string, part
 
 // PutSegmentParts is PutSegment for a segment's stored bytes held in
 // pieces (a buffer of chunks), in order.
+//
+// In an encrypted repository the segment is sealed first, and its name,
+// SHA-256 and SealedLen are the sealed object's: seg need not be hashed.
+// Sealing is random, so a segment stored again gets another name, and the
+// one stored before is left unreferenced.
 func (r *Repository) PutSegmentParts(ctx context.Context, topic, topicID string, partition int32, stored [][]byte, seg *Segment) (SegmentRef, error) {
+	if r.crypt != nil {
+		sealed, release, err := r.sealSegment(stored)
+		if err != nil {
+			return SegmentRef{}, fmt.Errorf("repo: encrypt segment: %w", err)
+		}
+		defer release()
+		seg.Hash(sealed)
+		seg.SealedLen = uint64(partsLen(sealed))
+		stored = sealed
+	}
 	key := SegmentKey(topic, topicID, partition, seg)
 	if err := r.st.CreateParts(ctx, key, stored); err != nil {
 		return SegmentRef{}, err
 	}
-	if err := r.st.Create(ctx, IndexKey(key), seg.AppendIndex(nil)); err != nil {
+	if err := r.putMeta(ctx, IndexKey(key), seg.AppendIndex(nil)); err != nil {
 		return SegmentRef{}, err
 	}
 	return seg.Ref(key), nil
+}
+
+func partsLen(parts [][]byte) int {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	return n
 }
 
 // PutManifest stores a complete backup's manifest: the backup exists from
@@ -95,7 +161,7 @@ func (r *Repository) PutManifest(ctx context.Context, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	return r.st.Create(ctx, "backups/"+m.ID+".json", b)
+	return r.putMeta(ctx, "backups/"+m.ID+".json", b)
 }
 
 // Backups lists the ids of the complete backups, oldest first.
@@ -119,7 +185,7 @@ func (r *Repository) Manifest(ctx context.Context, id string) (*Manifest, error)
 	if !backupIDRe.MatchString(id) {
 		return nil, fmt.Errorf("repo: %q is not a backup id", id)
 	}
-	b, err := r.st.Get(ctx, "backups/"+id+".json")
+	b, err := r.getMeta(ctx, "backups/"+id+".json")
 	if err != nil {
 		return nil, err
 	}
@@ -159,12 +225,16 @@ func (r *Repository) Verify(ctx context.Context, m *Manifest, deep bool) []error
 			next := p.From // the first offset not yet accounted for
 			gaps := p.Gaps
 			for _, ref := range p.Segments {
+				if err := r.checkSealed(ref); err != nil {
+					errs = append(errs, &VerifyError{ref.Key, err})
+					continue
+				}
 				stored, err := r.st.Get(ctx, ref.Key)
 				if err != nil {
 					errs = append(errs, &VerifyError{ref.Key, err})
 					continue
 				}
-				idx, err := r.st.Get(ctx, IndexKey(ref.Key))
+				idx, err := r.getMeta(ctx, IndexKey(ref.Key))
 				if err != nil {
 					errs = append(errs, &VerifyError{IndexKey(ref.Key), err})
 					continue
@@ -174,6 +244,7 @@ func (r *Repository) Verify(ctx context.Context, m *Manifest, deep bool) []error
 					errs = append(errs, &VerifyError{IndexKey(ref.Key), err})
 					continue
 				}
+				seg.SealedLen = ref.SealedBytes
 				sum, _ := hex.DecodeString(ref.SHA256)
 				if len(sum) != 32 {
 					errs = append(errs, &VerifyError{ref.Key, fmt.Errorf("manifest SHA-256 %q", ref.SHA256)})
@@ -190,6 +261,12 @@ func (r *Repository) Verify(ctx context.Context, m *Manifest, deep bool) []error
 				}
 				if !deep {
 					continue
+				}
+				if r.crypt != nil {
+					if stored, err = r.openSealed(ref, seg, stored); err != nil {
+						errs = append(errs, err)
+						continue
+					}
 				}
 				err = seg.Batches(stored, d, func(e IndexEntry, b record.Batch) error {
 					for len(gaps) > 0 && gaps[0].From <= next {
@@ -236,7 +313,7 @@ func (r *Repository) PutCheckpoint(ctx context.Context, m *Manifest, seq int) er
 	if err != nil {
 		return err
 	}
-	return r.st.Create(ctx, checkpointKey(m.ID, seq), b)
+	return r.putMeta(ctx, checkpointKey(m.ID, seq), b)
 }
 
 // Run is a backup run that has checkpoints but no manifest: it is still
@@ -287,7 +364,7 @@ func (r *Repository) Unfinished(ctx context.Context) ([]Run, error) {
 // Checkpoint reads and checks checkpoint seq of run id.
 func (r *Repository) Checkpoint(ctx context.Context, id string, seq int) (*Manifest, error) {
 	key := checkpointKey(id, seq)
-	b, err := r.st.Get(ctx, key)
+	b, err := r.getMeta(ctx, key)
 	if err != nil {
 		return nil, err
 	}
@@ -367,7 +444,10 @@ func (r *Repository) Unreferenced(ctx context.Context) ([]string, error) {
 
 // Index reads and checks the index of the segment ref names.
 func (r *Repository) Index(ctx context.Context, ref SegmentRef) (*Segment, error) {
-	b, err := r.st.Get(ctx, IndexKey(ref.Key))
+	if err := r.checkSealed(ref); err != nil {
+		return nil, err
+	}
+	b, err := r.getMeta(ctx, IndexKey(ref.Key))
 	if err != nil {
 		return nil, err
 	}
@@ -378,10 +458,36 @@ func (r *Repository) Index(ctx context.Context, ref SegmentRef) (*Segment, error
 	if sum, err := hex.DecodeString(ref.SHA256); err == nil && len(sum) == 32 {
 		seg.SHA256 = [32]byte(sum)
 	}
+	seg.SealedLen = ref.SealedBytes
 	if got := seg.Ref(ref.Key); got != ref {
 		return nil, fmt.Errorf("repo: %s: the index disagrees with the manifest: %+v against %+v", IndexKey(ref.Key), got, ref)
 	}
 	return seg, nil
+}
+
+// checkSealed refuses a reference that says the segment is sealed in a
+// repository that is not encrypted, or the other way round.
+func (r *Repository) checkSealed(ref SegmentRef) error {
+	switch {
+	case r.crypt != nil && ref.SealedBytes == 0:
+		return fmt.Errorf("repo: %s: the manifest names it unencrypted, but the repository is encrypted: refusing it", ref.Key)
+	case r.crypt == nil && ref.SealedBytes != 0:
+		return fmt.Errorf("repo: %s: the manifest names it encrypted (%d bytes sealed), but the repository is not", ref.Key, ref.SealedBytes)
+	}
+	return nil
+}
+
+// openSealed decrypts a sealed segment checked against its SHA-256, and
+// checks that it holds as many bytes as its index says.
+func (r *Repository) openSealed(ref SegmentRef, seg *Segment, object []byte) ([]byte, error) {
+	plain, err := r.crypt.open(ref.Key, object)
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(plain)) != seg.StoredLen {
+		return nil, &VerifyError{ref.Key, fmt.Errorf("decrypted to %d bytes, the index says %d", len(plain), seg.StoredLen)}
+	}
+	return plain, nil
 }
 
 // Segment reads the segment ref names and its index, and checks the
@@ -398,7 +504,8 @@ func (r *Repository) Segment(ctx context.Context, ref SegmentRef) (stored []byte
 }
 
 // SegmentData reads the stored bytes of the segment ref names, whose
-// index seg the caller has already read, checked like Segment's.
+// index seg the caller has already read, checked like Segment's (and
+// decrypted, in an encrypted repository).
 func (r *Repository) SegmentData(ctx context.Context, ref SegmentRef, seg *Segment) ([]byte, error) {
 	stored, err := r.st.Get(ctx, ref.Key)
 	if err != nil {
@@ -406,6 +513,9 @@ func (r *Repository) SegmentData(ctx context.Context, ref SegmentRef, seg *Segme
 	}
 	if err := seg.CheckSum(stored, seg.SHA256); err != nil {
 		return nil, fmt.Errorf("repo: %s: %w", ref.Key, err)
+	}
+	if r.crypt != nil {
+		return r.openSealed(ref, seg, stored)
 	}
 	return stored, nil
 }
@@ -429,6 +539,9 @@ func (r *Repository) SegmentRangeInto(ctx context.Context, ref SegmentRef, seg *
 	if wlo != lo || whi != hi {
 		return nil, fmt.Errorf("repo: %s: entries %d..%d cut frames (whole frames are %d..%d)", ref.Key, lo, hi, wlo, whi)
 	}
+	if r.crypt != nil {
+		return r.readSealedRange(ctx, ref, int64(pos), int64(n), buf)
+	}
 	return r.st.ReadRange(ctx, ref.Key, int64(pos), int64(n), buf)
 }
 
@@ -440,5 +553,8 @@ func (r *Repository) Frame(ctx context.Context, ref SegmentRef, seg *Segment, i 
 		return nil, fmt.Errorf("repo: %s: no entry %d", ref.Key, i)
 	}
 	e := seg.Entries[i]
+	if r.crypt != nil {
+		return r.readSealedRange(ctx, ref, int64(e.FramePos), int64(e.FrameLen), make([]byte, 0, int(e.FrameLen)+ReadSlack))
+	}
 	return r.st.GetRange(ctx, ref.Key, int64(e.FramePos), int64(e.FrameLen))
 }

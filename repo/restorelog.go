@@ -99,7 +99,7 @@ func (r *Repository) PutRestoreStart(ctx context.Context, s *RestoreStart) error
 	if err != nil {
 		return err
 	}
-	return r.st.Create(ctx, restoreKey(s.ID, "start.json"), b)
+	return r.putMeta(ctx, restoreKey(s.ID, "start.json"), b)
 }
 
 // RestoreStart reads the start record of restore id; nil when that
@@ -122,7 +122,7 @@ func (r *Repository) PutRestoreDone(ctx context.Context, d *RestoreDone) error {
 	if err != nil {
 		return err
 	}
-	return r.st.Create(ctx, restoreKey(d.ID, "done.json"), b)
+	return r.putMeta(ctx, restoreKey(d.ID, "done.json"), b)
 }
 
 // RestoreDone reads the record of restore id's end; nil when it has not
@@ -141,7 +141,7 @@ func (r *Repository) getRestoreJSON(ctx context.Context, id, name string, v any)
 		return false, fmt.Errorf("repo: restore id %q is not 32 hex digits", id)
 	}
 	key := restoreKey(id, name)
-	b, err := r.st.Get(ctx, key)
+	b, err := r.getMeta(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return false, nil
 	}
@@ -161,12 +161,9 @@ func (r *Repository) PutOffsetMap(ctx context.Context, id, topic string, p int32
 	key = OffsetMapKey(id, topic, p)
 	data := m.Bytes()
 	h := sha256.Sum256(data)
-	err = r.st.Create(ctx, key, data)
+	err = r.putMeta(ctx, key, data)
 	if errors.Is(err, storage.ErrConflict) {
-		var old []byte
-		if old, err = r.st.Get(ctx, key); err == nil && sha256.Sum256(old) != h {
-			err = fmt.Errorf("repo: %s exists with other contents", key)
-		}
+		err = fmt.Errorf("repo: %s exists with other contents", key)
 	}
 	if err != nil {
 		return "", "", err
@@ -176,7 +173,7 @@ func (r *Repository) PutOffsetMap(ctx context.Context, id, topic string, p int32
 
 // OffsetMap reads and parses the offset map stored under key.
 func (r *Repository) OffsetMap(ctx context.Context, key string) (*OffsetMap, error) {
-	b, err := r.st.Get(ctx, key)
+	b, err := r.getMeta(ctx, key)
 	if err != nil {
 		return nil, err
 	}

@@ -79,8 +79,9 @@ type IndexEntry struct {
 // Segment is what a SegmentWriter wrote.
 type Segment struct {
 	Framing   Framing
-	SHA256    [32]byte // of the stored bytes
+	SHA256    [32]byte // of the stored bytes, or of the sealed object in an encrypted repository
 	StoredLen uint64
+	SealedLen uint64 // the sealed object's length in an encrypted repository, else 0
 	DataLen   uint64
 	Entries   []IndexEntry
 }
@@ -469,7 +470,11 @@ func (e *CorruptError) Error() string {
 // CheckSum compares a segment's stored bytes with its description: length
 // and SHA-256.
 func (s *Segment) CheckSum(stored []byte, sha [32]byte) error {
-	if uint64(len(stored)) != s.StoredLen {
+	if s.SealedLen != 0 {
+		if uint64(len(stored)) != s.SealedLen {
+			return &CorruptError{uint64(len(stored)), -1, fmt.Sprintf("%d bytes sealed, the manifest says %d", len(stored), s.SealedLen)}
+		}
+	} else if uint64(len(stored)) != s.StoredLen {
 		return &CorruptError{uint64(len(stored)), -1, fmt.Sprintf("%d bytes, the index says %d", len(stored), s.StoredLen)}
 	}
 	if got := sha256.Sum256(stored); got != sha {

@@ -40,6 +40,8 @@ type BackupOptions struct {
 	SkipGroups         bool
 	MetricsAddr        string
 	ProgressInterval   time.Duration
+	EncryptTo          []string
+	EncryptToFile      string
 }
 
 // AddFlags registers the backup command's flags on fs.
@@ -57,6 +59,9 @@ func (o *BackupOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.SkipGroups, "skip-groups", false, "do not record consumer-group offsets")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (ktape_backup_*) at http://HOST:PORT/metrics while the backup runs")
 	fs.DurationVar(&o.ProgressInterval, "progress-interval", 30*time.Second, "how often progress is logged when standard error is not a terminal (0: never)")
+	fs.StringArrayVar(&o.EncryptTo, "encrypt-to", nil, "create the repository encrypted to this age public key (age1…; repeatable); needs --identity-file, the writer's own key")
+	fs.StringVar(&o.EncryptToFile, "encrypt-to-file", "", "`FILE` of age public keys, one per line, to create the repository encrypted to")
+	markPath(fs, "encrypt-to-file")
 }
 
 func newBackupCommand(gopts *GlobalOptions) *cobra.Command {
@@ -142,12 +147,27 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 	if bo.Exclude, err = compileAll(gopts, "exclude", opts.Exclude); err != nil {
 		return err
 	}
+	recipients := opts.EncryptTo
+	if opts.EncryptToFile != "" {
+		more, err := readRecipients(opts.EncryptToFile)
+		if err != nil {
+			return err
+		}
+		recipients = append(recipients, more...)
+	}
+	keys, err := ropts.keys(recipients)
+	if err != nil {
+		return err
+	}
+	if len(recipients) > 0 && ropts.IdentityFile == "" {
+		return usageError{fmt.Errorf("%s: an encrypted repository needs --identity-file too, the writer's own key, to read its manifests (ktape keygen makes one)", gopts.Sources.of("encrypt-to"))}
+	}
 	st, err := storage.Open(ctx, ropts.URL)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	r, err := repo.Open(ctx, st, true)
+	r, err := repo.OpenKeys(ctx, st, true, keys)
 	if err != nil {
 		return err
 	}

@@ -18,14 +18,16 @@ import (
 // RepoOptions locate a repository: --repo, $KTAPE_REPO, or repo at the top
 // level of the config file, shared by every command.
 type RepoOptions struct {
-	URL string
+	URL          string
+	IdentityFile string
 }
 
-// AddFlags registers --repo on fs.
+// AddFlags registers --repo and --identity-file on fs.
 func (o *RepoOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.URL, "repo", "", "repository: a directory, or s3://, gs://, azblob:// URL (default $KTAPE_REPO)")
-	markShared(fs, "repo")
-	markPath(fs, "repo")
+	fs.StringVar(&o.IdentityFile, "identity-file", "", "`FILE` holding the age private key that opens an encrypted repository: a recipient's reads everything, a writer's only its metadata (see ktape keygen)")
+	markShared(fs, "repo", "identity-file")
+	markPath(fs, "repo", "identity-file")
 }
 
 // open opens the repository; it must exist.
@@ -33,11 +35,15 @@ func (o RepoOptions) open(ctx context.Context) (*repo.Repository, error) {
 	if o.URL == "" {
 		return nil, usageError{errors.New("no repository: give --repo or set KTAPE_REPO")}
 	}
+	k, err := o.keys(nil)
+	if err != nil {
+		return nil, err
+	}
 	st, err := storage.OpenExisting(ctx, o.URL)
 	if err != nil {
 		return nil, err
 	}
-	return repo.Open(ctx, st, false)
+	return repo.OpenKeys(ctx, st, false, k)
 }
 
 // backupOrNewest returns the manifest of the backup named in args, or of

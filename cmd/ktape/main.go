@@ -122,6 +122,7 @@ environment, which wins over the file.
 		newDescribeCommand(gopts),
 		newVerifyCommand(gopts),
 		newDemoCommand(gopts),
+		newKeygenCommand(gopts),
 	)
 	return cmd
 }
