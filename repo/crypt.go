@@ -265,6 +265,27 @@ func (r *Repository) sealSegment(stored [][]byte) (sealed [][]byte, release func
 	return w.Parts(), release, nil
 }
 
+// CheckDataKey checks that the identities given can read the data of
+// backup m, by opening the header of one of its segments: nil for an
+// unencrypted repository or a backup of no data.
+func (r *Repository) CheckDataKey(ctx context.Context, m *Manifest) error {
+	if r.crypt == nil {
+		return nil
+	}
+	for _, t := range m.Topics {
+		for _, p := range t.Partitions {
+			for _, ref := range p.Segments {
+				if err := r.checkSealed(ref); err != nil {
+					return err
+				}
+				_, err := r.crypt.segmentKey(ctx, r.st, ref)
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // PartsWriter is a buffer that holds what is written to it in pieces.
 type PartsWriter interface {
 	io.Writer

@@ -177,6 +177,43 @@ func (r *Repository) Backups(ctx context.Context) ([]string, error) {
 		}
 	}
 	sort.Strings(ids)
+	return r.orderSameSecond(ctx, ids)
+}
+
+// orderSameSecond puts backups whose ids carry the same second in the
+// order they were taken: an id's random part says nothing of it, but a
+// backup comes after the parent it continues. Such ties are rare (two
+// small backups within a second), and only their manifests are read.
+func (r *Repository) orderSameSecond(ctx context.Context, ids []string) ([]string, error) {
+	for i := 0; i < len(ids); {
+		j := i + 1
+		for j < len(ids) && ids[j][:16] == ids[i][:16] {
+			j++
+		}
+		if j-i > 1 {
+			parent := map[string]string{}
+			for _, id := range ids[i:j] {
+				m, err := r.Manifest(ctx, id)
+				if err != nil {
+					return nil, err
+				}
+				parent[id] = m.Parent
+			}
+			// depth within the group: how many ancestors are in it too.
+			depth := func(id string) int {
+				d := 0
+				for p := parent[id]; p != "" && d < len(parent); p = parent[p] {
+					if _, in := parent[p]; !in {
+						break
+					}
+					d++
+				}
+				return d
+			}
+			sort.SliceStable(ids[i:j], func(a, b int) bool { return depth(ids[i+a]) < depth(ids[i+b]) })
+		}
+		i = j
+	}
 	return ids, nil
 }
 

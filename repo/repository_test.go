@@ -199,3 +199,44 @@ func TestCheckpointsAndUnreferenced(t *testing.T) {
 		t.Fatalf("a finished run is listed as unfinished: %+v", runs)
 	}
 }
+
+// Backups taken within the same second list in the order they were
+// taken, parent before child, whatever their ids' random parts say: the
+// newest is the last.
+func TestBackupsSameSecond(t *testing.T) {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, st, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+	second := start.Format("20060102T150405Z")
+	// ids in reverse order of their random parts: c, then b, then a.
+	chain := []string{second + "-ffffffff", second + "-88888888", second + "-00000000"}
+	other := second + "-44444444" // another cluster's, with no parent
+	for i, id := range append(chain, other) {
+		m := &Manifest{Format: manifestFormat, Version: manifestVersion, ID: id, Started: start, Finished: start,
+			KtapeVersion: "test", Mode: "snapshot", Isolation: "read_uncommitted", Topics: []Topic{}, Groups: []Group{}}
+		if i > 0 && i < len(chain) {
+			m.Parent = chain[i-1]
+		}
+		if err := r.PutManifest(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids, err := r.Backups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := map[string]int{}
+	for i, id := range ids {
+		pos[id] = i
+	}
+	if len(ids) != 4 || pos[chain[0]] > pos[chain[1]] || pos[chain[1]] > pos[chain[2]] || ids[3] != chain[2] {
+		t.Fatalf("backups listed %v, want the chain %v in order, its last the newest", ids, chain)
+	}
+}

@@ -223,6 +223,11 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Mani
 		return st, err
 	}
 	st.Partitions = len(targets)
+	// A key that cannot read the data fails here, before any topic is
+	// created.
+	if err := r.CheckDataKey(ctx, m); err != nil {
+		return st, fmt.Errorf("restore: %w", err)
+	}
 	cluster, err := c.DescribeCluster(ctx)
 	if err != nil {
 		return st, fmt.Errorf("restore: describe the target cluster: %w", err)
