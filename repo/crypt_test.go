@@ -18,7 +18,7 @@ import (
 // cryptRepo creates an encrypted repository in a new directory, to a
 // recipient key, with a writer key, and returns the store, both keys and
 // the repository as the writer opens it.
-func cryptRepo(t *testing.T) (st *storage.Store, owner, writer *age.X25519Identity, w *Repository) {
+func cryptRepo(t testing.TB) (st *storage.Store, owner, writer *age.X25519Identity, w *Repository) {
 	t.Helper()
 	ctx := context.Background()
 	var err error
@@ -221,6 +221,8 @@ func TestSealedRanges(t *testing.T) {
 		}
 	}
 }
+
+func storageOpen(t testing.TB) (*storage.Store, error) { return storage.Open(context.Background(), t.TempDir()) }
 
 func must[T any](v T, err error) T {
 	if err != nil {
