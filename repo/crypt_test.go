@@ -222,7 +222,9 @@ func TestSealedRanges(t *testing.T) {
 	}
 }
 
-func storageOpen(t testing.TB) (*storage.Store, error) { return storage.Open(context.Background(), t.TempDir()) }
+func storageOpen(t testing.TB) (*storage.Store, error) {
+	return storage.Open(context.Background(), t.TempDir())
+}
 
 func must[T any](v T, err error) T {
 	if err != nil {
