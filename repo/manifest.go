@@ -163,6 +163,9 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	if head.Format != manifestFormat {
 		return nil, fmt.Errorf("repo: manifest: format %q, want %q", head.Format, manifestFormat)
 	}
+	if head.Version > manifestVersion {
+		return nil, fmt.Errorf("repo: manifest: format version %d, written by a newer ktape: this one reads version %d; upgrade ktape to read it", head.Version, manifestVersion)
+	}
 	if head.Version != manifestVersion {
 		return nil, fmt.Errorf("repo: manifest: version %d: this ktape reads version %d", head.Version, manifestVersion)
 	}

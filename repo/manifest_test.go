@@ -68,6 +68,10 @@ func TestManifestRefuses(t *testing.T) {
 		}
 	}
 	good, _ := sampleManifest(t).Marshal()
+	newer := strings.Replace(string(good), `"version": 1`, `"version": 2`, 1)
+	if _, err := ParseManifest([]byte(newer)); err == nil || !strings.Contains(err.Error(), "format version 2, written by a newer ktape") {
+		t.Errorf("a newer manifest: %v", err)
+	}
 	for _, bad := range []string{
 		strings.Replace(string(good), `"version": 1`, `"version": 9`, 1),
 		strings.Replace(string(good), `"mode"`, `"unknown_field": 1, "mode"`, 1),
