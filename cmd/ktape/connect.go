@@ -13,6 +13,7 @@ import (
 	"github.com/ktape/ktape/client"
 	"github.com/ktape/ktape/client/sasl"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 )
 
 // ConnectOptions hold the flags of every command that talks to Kafka: where
@@ -219,8 +220,14 @@ func (o ConnectOptions) mechanism(src sources) (sasl.Mechanism, error) {
 			return nil, fmt.Errorf("%s: %w", src.of("sasl-password-file"), err)
 		}
 	}
+	if pass == "" && term.IsTerminal(int(os.Stdin.Fd())) {
+		var err error
+		if pass, err = promptSecret(fmt.Sprintf("SASL password for %s: ", o.SASLUsername)); err != nil {
+			return nil, err
+		}
+	}
 	if pass == "" {
-		return nil, fmt.Errorf("%s %s needs a password: set KTAPE_SASL_PASSWORD or give --sasl-password-file FILE", src.of("sasl-mechanism"), o.SASLMechanism)
+		return nil, fmt.Errorf("%s %s needs a password: set KTAPE_SASL_PASSWORD, give --sasl-password-file FILE, or run on a terminal to be asked", src.of("sasl-mechanism"), o.SASLMechanism)
 	}
 	switch o.SASLMechanism {
 	case "PLAIN":
@@ -247,4 +254,16 @@ func readSecretFile(name string) (string, error) {
 		return "", fmt.Errorf("secret file %s is empty", name)
 	}
 	return s, nil
+}
+
+// promptSecret asks for a secret on the terminal, without echoing it.
+// The prompt goes to standard error: standard output may be --json.
+func promptSecret(prompt string) (string, error) {
+	fmt.Fprint(os.Stderr, prompt)
+	b, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	if err != nil {
+		return "", fmt.Errorf("read the password from the terminal: %w", err)
+	}
+	return string(b), nil
 }

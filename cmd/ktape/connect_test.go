@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -115,7 +116,7 @@ func TestConnectOptionsErrors(t *testing.T) {
 		{"tls off explicitly", ConnectOptions{TLSCA: "ca.pem"}, sources{"tls": "$KTAPE_TLS"}, "$KTAPE_TLS turns TLS off, but --tls-ca asks for it"},
 		{"password without mechanism", ConnectOptions{SASLPassword: testPassword}, sources{"sasl-password": "$KTAPE_SASL_PASSWORD"}, "$KTAPE_SASL_PASSWORD is set but not --sasl-mechanism"},
 		{"no user", ConnectOptions{SASLMechanism: "PLAIN", SASLPassword: testPassword}, nil, "--sasl-mechanism PLAIN needs a user name"},
-		{"no password", ConnectOptions{SASLMechanism: "SCRAM-SHA-256", SASLUsername: "u"}, nil, "needs a password: set KTAPE_SASL_PASSWORD or give --sasl-password-file"},
+		{"no password", ConnectOptions{SASLMechanism: "SCRAM-SHA-256", SASLUsername: "u"}, nil, "needs a password: set KTAPE_SASL_PASSWORD, give --sasl-password-file"},
 		{"two passwords", ConnectOptions{SASLMechanism: "PLAIN", SASLUsername: "u", SASLPassword: testPassword, SASLPasswordFile: "f"}, nil, "both --sasl-password and --sasl-password-file are set"},
 		{"empty password file", ConnectOptions{SASLMechanism: "PLAIN", SASLUsername: "u", SASLPasswordFile: empty}, nil, "--sasl-password-file: secret file " + empty + " is empty"},
 		{"missing token file", ConnectOptions{SASLMechanism: "OAUTHBEARER", SASLPasswordFile: "/nonexistent/token"}, nil, "--sasl-password-file: read password or token: open /nonexistent/token"},
@@ -261,4 +262,63 @@ func writeTLSFiles(t *testing.T, dir string, cfg *tls.Config) (ca, cert, key str
 		return p
 	}
 	return write("ca.pem", "CERTIFICATE", chain[1]), write("client.pem", "CERTIFICATE", chain[0]), write("client-key.pem", "PRIVATE KEY", keyDER)
+}
+
+// promptScript runs a command on a new terminal, types $PROMPT_ANSWER and
+// a newline once the terminal shows "password for", and prints all the
+// terminal showed; it exits as the command did.
+const promptScript = `
+import os, pty, select, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out, sent = b"", False
+while True:
+    r, _, _ = select.select([fd], [], [], 60)
+    if not r:
+        break
+    try:
+        d = os.read(fd, 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+    if not sent and b"password for" in out:
+        os.write(fd, os.environ["PROMPT_ANSWER"].encode() + b"\n")
+        sent = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(out)
+sys.exit(os.waitstatus_to_exitcode(status))
+`
+
+// On a terminal, a SASL password given nowhere else is asked for, and
+// what is typed is not echoed.
+func TestSASLPasswordPrompt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ktape")
+	}
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 (for a pseudo-terminal) not installed")
+	}
+	bin := buildKtape(t)
+	c := kfaketest.Start(t, kfaketest.Brokers(1), kfaketest.Topics(1, "orders"),
+		kfaketest.SASL("SCRAM-SHA-256", "backup-user", testPassword))
+	c.Produce(t, "orders", 0, &kgo.Record{Value: []byte("one")})
+	cmd := exec.Command("python3", "-c", promptScript, bin, "backup", "--brokers", c.Addrs()[0], "--repo", t.TempDir(),
+		"--sasl-mechanism", "SCRAM-SHA-256", "--sasl-username", "backup-user", "--json")
+	env := []string{"PROMPT_ANSWER=" + testPassword}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KTAPE_") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SASL password for backup-user: ") || !strings.Contains(string(out), `"message_type":"backup_done"`) {
+		t.Fatalf("backup asking for the password: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), testPassword) {
+		t.Fatalf("the password typed was echoed:\n%s", out)
+	}
 }
