@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -164,6 +165,9 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	}
 	if head.Version != manifestVersion {
 		return nil, fmt.Errorf("repo: manifest: version %d: this ktape reads version %d", head.Version, manifestVersion)
+	}
+	if err := checkKeys(b, reflect.TypeFor[Manifest]()); err != nil {
+		return nil, fmt.Errorf("repo: manifest: %w", err)
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,6 +60,9 @@ func Open(ctx context.Context, st *storage.Store, init bool) (*Repository, error
 		return nil, fmt.Errorf("repo: %s: %w", st.URL(), err)
 	}
 	var d descriptor
+	if err := checkKeys(b, reflect.TypeFor[descriptor]()); err != nil {
+		return nil, fmt.Errorf("repo: %s: %s: %w", st.URL(), descriptorKey, err)
+	}
 	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("repo: %s: %s: %w", st.URL(), descriptorKey, err)
 	}
