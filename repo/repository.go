@@ -183,13 +183,16 @@ func (r *Repository) Verify(ctx context.Context, m *Manifest, deep bool) []error
 					errs = append(errs, &VerifyError{ref.Key, fmt.Errorf("manifest SHA-256 %q", ref.SHA256)})
 					continue
 				}
-				if err := seg.CheckSum(stored, [32]byte(sum)); err != nil {
-					errs = append(errs, &VerifyError{ref.Key, err})
-					continue
-				}
+				// The index is checked against the manifest before the
+				// segment against the index, so that a stale or foreign
+				// index is named as such rather than blamed on its segment.
 				seg.SHA256 = [32]byte(sum) // the index does not hold it
 				if got := seg.Ref(ref.Key); got != ref {
 					errs = append(errs, &VerifyError{IndexKey(ref.Key), fmt.Errorf("the index disagrees with the manifest: %+v against %+v", got, ref)})
+					continue
+				}
+				if err := seg.CheckSum(stored, [32]byte(sum)); err != nil {
+					errs = append(errs, &VerifyError{ref.Key, err})
 					continue
 				}
 				if !deep {

@@ -199,3 +199,43 @@ func TestCheckpointsAndUnreferenced(t *testing.T) {
 		t.Fatalf("a finished run is listed as unfinished: %+v", runs)
 	}
 }
+
+// A new backup's id sorts after every backup and unfinished run already
+// in the repository, also when they started in the same second (ids hold
+// the time to the second, then random digits: the newest backup read as
+// older half the time; found by the corruption matrix in cmd/ktape, whose
+// two backups ran within a second) and when one is from a later second.
+func TestNextBackupIDSortsLast(t *testing.T) {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, st, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)
+	for _, existing := range []string{
+		"backups/20261122T010203Z-fffffff0.json",                // same second, a high suffix
+		"backups/20261122T010203Z-00000001.json",                // same second, a low one
+		"checkpoints/20261122T010204Z-00000000/0000000001.json", // an unfinished run a second later
+	} {
+		if err := st.Create(ctx, existing, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 200; i++ {
+			id, err := r.NextBackupID(ctx, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := strings.TrimSuffix(strings.TrimPrefix(existing, "backups/"), ".json")
+			if rest, ok := strings.CutPrefix(existing, "checkpoints/"); ok {
+				name, _, _ = strings.Cut(rest, "/")
+			}
+			if !backupIDRe.MatchString(id) || id <= name {
+				t.Fatalf("after %s: new id %s does not sort after it", existing, id)
+			}
+		}
+	}
+}
