@@ -82,3 +82,25 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		}
 	}
 }
+
+// TLS verification is on by default: a broker whose certificate no
+// trusted CA signed is refused with --tls alone, naming the certificate
+// problem in one line, and accepted only when verification is turned off
+// explicitly (--tls-insecure-skip-verify) or its CA is given
+// (TestBackupTLSFlags covers --tls-ca, the server name and mutual TLS).
+func TestTLSVerifiedByDefault(t *testing.T) {
+	server, clientCfg := kfaketest.TLSConfigs(t)
+	c := kfaketest.Start(t, kfaketest.Brokers(1), kfaketest.Topics(1, "events"), kfaketest.TLS(server, clientCfg))
+	c.Produce(t, "events", 0, &kgo.Record{Value: []byte("hello")})
+	dir := t.TempDir()
+	_, cert, key := writeTLSFiles(t, dir, clientCfg)
+	repoDir := filepath.Join(dir, "repo")
+	args := []string{"backup", "--brokers", c.Addrs()[0], "--repo", repoDir, "--tls", "--tls-cert", cert, "--tls-key", key}
+	code, out, errOut := runKtape(t, args...)
+	if code != 1 || !strings.Contains(errOut, "certificate signed by unknown authority") || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+		t.Fatalf("untrusted broker: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, out, errOut := runKtape(t, append(args, "--tls-insecure-skip-verify")...); code != 0 || !strings.Contains(out, "1 records") {
+		t.Fatalf("with --tls-insecure-skip-verify: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
