@@ -3,7 +3,7 @@
 GO       ?= go
 FUZZTIME ?= 30s
 
-.PHONY: build test bench bench-produce bench-backup bench-restore fuzz vet fmt-check demo clean
+.PHONY: corrupt-long build test bench bench-produce bench-backup bench-restore fuzz vet fmt-check demo clean
 
 ## build: compile the ktape binary into bin/ktape
 build:
@@ -32,6 +32,10 @@ bench-restore:
 ## fuzz: each fuzz target in turn, for FUZZTIME each (make fuzz FUZZTIME=5m)
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
+
+## corrupt-long: the corruption matrix with 200 random positions per damage kind (CORRUPT_SEED=N for another seed)
+corrupt-long:
+	KTAPE_CORRUPT_TRIALS=200 KTAPE_CORRUPT_SEED=$(or $(CORRUPT_SEED),1) $(GO) test -count=1 -v -run '^TestCorruptionMatrix$$' ./cmd/ktape
 
 ## vet: go vet on every package
 vet:

@@ -2,12 +2,16 @@ package repo
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -118,6 +122,54 @@ func NewBackupID(t time.Time) string {
 	return t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(r[:])
 }
 
+// NextBackupID names a new backup started at t that sorts after every
+// backup and run in the repository, so that the newest backup is the
+// last id (what `latest`, verify and an incremental backup's parent
+// take). NewBackupID alone does not ensure it: ids hold the time to the
+// second, and two backups started in the same second were ordered by
+// their random digits, so the older one could read as the newest.
+func (r *Repository) NextBackupID(ctx context.Context, t time.Time) (string, error) {
+	ids, err := r.Backups(ctx)
+	if err != nil {
+		return "", err
+	}
+	runs, err := r.Unfinished(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, run := range runs {
+		ids = append(ids, run.ID)
+	}
+	for {
+		id := NewBackupID(t)
+		last := ""
+		for _, o := range ids {
+			last = max(last, o)
+		}
+		if last < id {
+			return id, nil
+		}
+		if last[:16] != id[:16] {
+			// The repository holds a backup from a later second (a
+			// clock set back): name this one after it.
+			if lt, err := time.Parse("20060102T150405Z", last[:16]); err == nil && lt.After(t) {
+				t = lt
+			}
+			t = t.Add(time.Second)
+			continue
+		}
+		// Same second: a suffix above the newest one's, when there is one.
+		n, err := strconv.ParseUint(last[17:], 16, 32)
+		if err != nil || n >= 0xffff0000 {
+			t = t.Add(time.Second)
+			continue
+		}
+		var b [2]byte
+		rand.Read(b[:])
+		return fmt.Sprintf("%s-%08x", id[:16], n+1+uint64(binary.BigEndian.Uint16(b[:]))), nil
+	}
+}
+
 // SegmentKey is the object key of a segment of topic (with its id) and
 // partition; IndexKey that of its index.
 func SegmentKey(topic, topicID string, partition int32, s *Segment) string {
@@ -168,6 +220,9 @@ func ParseManifest(b []byte) (*Manifest, error) {
 	}
 	if head.Version != manifestVersion {
 		return nil, fmt.Errorf("repo: manifest: version %d: this ktape reads version %d", head.Version, manifestVersion)
+	}
+	if err := checkKeys(b, reflect.TypeFor[Manifest]()); err != nil {
+		return nil, fmt.Errorf("repo: manifest: %w", err)
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()

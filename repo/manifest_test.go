@@ -84,6 +84,32 @@ func TestManifestRefuses(t *testing.T) {
 	}
 }
 
+// encoding/json matches keys regardless of case and keeps the last of
+// duplicates: a bit flipped in a key's case, or a field given twice, must
+// still be refused, naming the field (found by the corruption matrix in
+// cmd/ktape, which flipped "stored_bytes" into "stored_byteS").
+func TestManifestRefusesNonCanonicalKeys(t *testing.T) {
+	good, _ := sampleManifest(t).Marshal()
+	for bad, want := range map[string]string{
+		strings.Replace(string(good), `"stored_bytes"`, `"stored_byteS"`, 1):                      `"topics[0].partitions[0].segments[0].stored_byteS"`,
+		strings.Replace(string(good), `"high_watermark"`, `"High_watermark"`, 1):                  `"topics[0].partitions[0].High_watermark"`,
+		strings.Replace(string(good), `"mode": "snapshot"`, `"mode": "snapshot", "Mode": "x"`, 1): `"Mode"`,
+		strings.Replace(string(good), `"from": `, `"to": 1, "from": `, 1):                         `"topics[0].partitions[0].to" is given twice`,
+		strings.Replace(string(good), `"cluster_id"`, `"cluster_iD"`, 1):                          `"source.cluster_iD"`,
+	} {
+		if _, err := ParseManifest([]byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want an error naming %s, got %v", want, err)
+		}
+	}
+	// Topic configs are the topic's own names: free, whatever their case.
+	m := sampleManifest(t)
+	m.Topics[0].Configs["Some.Config"] = "1"
+	b, _ := m.Marshal()
+	if _, err := ParseManifest(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func FuzzParseManifest(f *testing.F) {
 	good, _ := sampleManifest(f).Marshal()
 	f.Add(good)

@@ -1,13 +1,15 @@
 package repo
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -79,9 +81,11 @@ func OpenKeys(ctx context.Context, st *storage.Store, init bool, k *Keys) (*Repo
 		return nil, fmt.Errorf("repo: %s: %w", st.URL(), err)
 	}
 	var d descriptor
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields() // a member this ktape does not know may change how to read the rest
-	if err := dec.Decode(&d); err != nil {
+	// A member this ktape does not know may change how to read the rest.
+	if err := checkKeys(b, reflect.TypeFor[descriptor]()); err != nil {
+		return nil, fmt.Errorf("repo: %s: %s: %w", st.URL(), descriptorKey, err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
 		return nil, fmt.Errorf("repo: %s: %s: %w", st.URL(), descriptorKey, err)
 	}
 	if d.Format != repositoryFormat || d.Version != 1 || !hex32Re.MatchString(d.ID) {
@@ -177,43 +181,6 @@ func (r *Repository) Backups(ctx context.Context) ([]string, error) {
 		}
 	}
 	sort.Strings(ids)
-	return r.orderSameSecond(ctx, ids)
-}
-
-// orderSameSecond puts backups whose ids carry the same second in the
-// order they were taken: an id's random part says nothing of it, but a
-// backup comes after the parent it continues. Such ties are rare (two
-// small backups within a second), and only their manifests are read.
-func (r *Repository) orderSameSecond(ctx context.Context, ids []string) ([]string, error) {
-	for i := 0; i < len(ids); {
-		j := i + 1
-		for j < len(ids) && ids[j][:16] == ids[i][:16] {
-			j++
-		}
-		if j-i > 1 {
-			parent := map[string]string{}
-			for _, id := range ids[i:j] {
-				m, err := r.Manifest(ctx, id)
-				if err != nil {
-					return nil, err
-				}
-				parent[id] = m.Parent
-			}
-			// depth within the group: how many ancestors are in it too.
-			depth := func(id string) int {
-				d := 0
-				for p := parent[id]; p != "" && d < len(parent); p = parent[p] {
-					if _, in := parent[p]; !in {
-						break
-					}
-					d++
-				}
-				return d
-			}
-			sort.SliceStable(ids[i:j], func(a, b int) bool { return depth(ids[i+a]) < depth(ids[i+b]) })
-		}
-		i = j
-	}
 	return ids, nil
 }
 
@@ -287,13 +254,23 @@ func (r *Repository) Verify(ctx context.Context, m *Manifest, deep bool) []error
 					errs = append(errs, &VerifyError{ref.Key, fmt.Errorf("manifest SHA-256 %q", ref.SHA256)})
 					continue
 				}
-				if err := seg.CheckSum(stored, [32]byte(sum)); err != nil {
-					errs = append(errs, &VerifyError{ref.Key, err})
-					continue
-				}
+				// The index is checked against the manifest before the
+				// segment against the index, so that a stale or foreign
+				// index is named as such rather than blamed on its segment.
 				seg.SHA256 = [32]byte(sum) // the index does not hold it
 				if got := seg.Ref(ref.Key); got != ref {
 					errs = append(errs, &VerifyError{IndexKey(ref.Key), fmt.Errorf("the index disagrees with the manifest: %+v against %+v", got, ref)})
+					continue
+				}
+				if err := seg.CheckSum(stored, [32]byte(sum)); err != nil {
+					// A segment whose bytes still match the hash in its own
+					// name is intact: the manifest's SHA-256 is what changed.
+					if got := sha256.Sum256(stored); uint64(len(stored)) == cmp.Or(seg.SealedLen, seg.StoredLen) && strings.HasSuffix(ref.Key, "-"+hex.EncodeToString(got[:8])+".seg") {
+						err = fmt.Errorf("the manifest records SHA-256 %s for %s, whose bytes (matching the hash in its name) have %x", ref.SHA256, ref.Key, got)
+						errs = append(errs, &VerifyError{"backups/" + m.ID + ".json", err})
+						continue
+					}
+					errs = append(errs, &VerifyError{ref.Key, err})
 					continue
 				}
 				if !deep {

@@ -200,10 +200,12 @@ func TestCheckpointsAndUnreferenced(t *testing.T) {
 	}
 }
 
-// Backups taken within the same second list in the order they were
-// taken, parent before child, whatever their ids' random parts say: the
-// newest is the last.
-func TestBackupsSameSecond(t *testing.T) {
+// A new backup's id sorts after every backup and unfinished run already
+// in the repository, also when they started in the same second (ids hold
+// the time to the second, then random digits: the newest backup read as
+// older half the time; found by the corruption matrix in cmd/ktape, whose
+// two backups ran within a second) and when one is from a later second.
+func TestNextBackupIDSortsLast(t *testing.T) {
 	ctx := context.Background()
 	st, err := storage.Open(ctx, t.TempDir())
 	if err != nil {
@@ -213,30 +215,27 @@ func TestBackupsSameSecond(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
-	second := start.Format("20060102T150405Z")
-	// ids in reverse order of their random parts: c, then b, then a.
-	chain := []string{second + "-ffffffff", second + "-88888888", second + "-00000000"}
-	other := second + "-44444444" // another cluster's, with no parent
-	for i, id := range append(chain, other) {
-		m := &Manifest{Format: manifestFormat, Version: manifestVersion, ID: id, Started: start, Finished: start,
-			KtapeVersion: "test", Mode: "snapshot", Isolation: "read_uncommitted", Topics: []Topic{}, Groups: []Group{}}
-		if i > 0 && i < len(chain) {
-			m.Parent = chain[i-1]
-		}
-		if err := r.PutManifest(ctx, m); err != nil {
+	at := time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)
+	for _, existing := range []string{
+		"backups/20261122T010203Z-fffffff0.json",                // same second, a high suffix
+		"backups/20261122T010203Z-00000001.json",                // same second, a low one
+		"checkpoints/20261122T010204Z-00000000/0000000001.json", // an unfinished run a second later
+	} {
+		if err := st.Create(ctx, existing, []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
-	}
-	ids, err := r.Backups(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pos := map[string]int{}
-	for i, id := range ids {
-		pos[id] = i
-	}
-	if len(ids) != 4 || pos[chain[0]] > pos[chain[1]] || pos[chain[1]] > pos[chain[2]] || ids[3] != chain[2] {
-		t.Fatalf("backups listed %v, want the chain %v in order, its last the newest", ids, chain)
+		for i := 0; i < 200; i++ {
+			id, err := r.NextBackupID(ctx, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			name := strings.TrimSuffix(strings.TrimPrefix(existing, "backups/"), ".json")
+			if rest, ok := strings.CutPrefix(existing, "checkpoints/"); ok {
+				name, _, _ = strings.Cut(rest, "/")
+			}
+			if !backupIDRe.MatchString(id) || id <= name {
+				t.Fatalf("after %s: new id %s does not sort after it", existing, id)
+			}
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strconv"
 	"time"
@@ -147,6 +148,9 @@ func (r *Repository) getRestoreJSON(ctx context.Context, id, name string, v any)
 	}
 	if err != nil {
 		return false, err
+	}
+	if err := checkKeys(b, reflect.TypeOf(v)); err != nil {
+		return false, fmt.Errorf("repo: %s: %w", key, err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
 		return false, fmt.Errorf("repo: %s: %w", key, err)

@@ -478,7 +478,7 @@ func (s *Segment) CheckSum(stored []byte, sha [32]byte) error {
 		return &CorruptError{uint64(len(stored)), -1, fmt.Sprintf("%d bytes, the index says %d", len(stored), s.StoredLen)}
 	}
 	if got := sha256.Sum256(stored); got != sha {
-		return &CorruptError{0, -1, fmt.Sprintf("SHA-256 %x, want %x", got[:8], sha[:8])}
+		return &CorruptError{0, -1, fmt.Sprintf("SHA-256 %x, want %x", got, sha)}
 	}
 	return nil
 }

@@ -215,7 +215,7 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 	mon.log = bo.Log
 	bo.Observer = mon
 	if mon.bars == nil && opts.ProgressInterval > 0 {
-		go mon.logProgress(ctx, opts.ProgressInterval, mon.lagAttrs)
+		defer mon.startProgressLog(ctx, opts.ProgressInterval, mon.lagAttrs)()
 	}
 	if metrics != nil {
 		addr, err := metrics.serve(ctx, opts.MetricsAddr, bo.Log)

@@ -212,9 +212,7 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 		ro.Log = newLogger(mon.bars, gopts.JSON)
 		mon.log = ro.Log
 	} else if opts.ProgressInterval > 0 {
-		pctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		go mon.logProgress(pctx, opts.ProgressInterval, nil)
+		defer mon.startProgressLog(ctx, opts.ProgressInterval, nil)()
 	}
 	ro.Observer = mon
 	if metrics != nil {

@@ -123,6 +123,24 @@ func (p *progress) showBars(w io.Writer) (stop func()) {
 // display when standard error is not a terminal. extra, if set, adds
 // attributes when nothing is planned (a continuous backup's lag); it is
 // called with p.mu held.
+// startProgressLog logs progress every interval until the function it
+// returns is called, which waits for the logging to stop: a command must
+// not write a progress line after it has returned (and printed its result
+// or error), nor into a writer its caller has taken back (found by the
+// race detector in TestSecretsNeverPrinted).
+func (p *progress) startProgressLog(ctx context.Context, interval time.Duration, extra func() []any) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.logProgress(ctx, interval, extra)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
 func (p *progress) logProgress(ctx context.Context, interval time.Duration, extra func() []any) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
