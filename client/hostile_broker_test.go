@@ -59,10 +59,15 @@ func TestHostileBrokerResponses(t *testing.T) {
 		name    string
 		respond func(corr uint32) []byte
 		want    string
+		limit   int // Dialer.MaxResponseSize; 0 for the default
 	}{
-		{"length prefix of 1.5 GiB", func(uint32) []byte { return be32(3 << 29) }, "response of 1610612736 bytes (limit"},
-		{"negative length prefix", func(uint32) []byte { return be32(0xffffffff) }, "response of -1 bytes"},
-		{"frame shorter than its prefix", func(corr uint32) []byte { return append(be32(1000), be32(corr)...) }, "within the request timeout"},
+		{"length prefix of 1.5 GiB", func(uint32) []byte { return be32(3 << 29) }, "response of 1610612736 bytes (limit", 0},
+		// Under the default limit, but over the one a command sets from
+		// its --memory (cmd/ktape responseLimit): refused before a byte
+		// is allocated for it.
+		{"length prefix of 100 MiB over an 8 MiB limit", func(uint32) []byte { return be32(100 << 20) }, "response of 104857600 bytes (limit 8388608)", 8 << 20},
+		{"negative length prefix", func(uint32) []byte { return be32(0xffffffff) }, "response of -1 bytes", 0},
+		{"frame shorter than its prefix", func(corr uint32) []byte { return append(be32(1000), be32(corr)...) }, "within the request timeout", 0},
 		{"array count 2^31-1", func(corr uint32) []byte {
 			// An ApiVersions v0 body (what a broker that does not know
 			// the version asked answers with, and what Dial reads it as):
@@ -70,7 +75,7 @@ func TestHostileBrokerResponses(t *testing.T) {
 			body := append(be32(corr), 0, 0)
 			body = append(body, be32(1<<31-1)...)
 			return append(be32(uint32(len(body))), body...)
-		}, "ApiKeys at byte 2"},
+		}, "ApiKeys at byte 2", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -80,7 +85,7 @@ func TestHostileBrokerResponses(t *testing.T) {
 			runtime.ReadMemStats(&before)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			conn, err := (&Dialer{RequestTimeout: 2 * time.Second}).Dial(ctx, addr)
+			conn, err := (&Dialer{RequestTimeout: 2 * time.Second, MaxResponseSize: c.limit}).Dial(ctx, addr)
 			runtime.ReadMemStats(&after)
 			if err == nil {
 				conn.Close()

@@ -127,6 +127,7 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 	if err != nil {
 		return err
 	}
+	dialer.MaxResponseSize = responseLimit(opts.Memory)
 	bo := backup.Options{Mode: opts.Mode, Compression: opts.Compression, Memory: opts.Memory, CheckpointInterval: opts.CheckpointInterval,
 		Full: opts.Full, Fresh: opts.Fresh, SkipGroups: opts.SkipGroups, Version: ktapeVersion(), Bootstrap: seeds}
 	switch opts.Compression {

@@ -171,6 +171,7 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 	if err != nil {
 		return err
 	}
+	dialer.MaxResponseSize = responseLimit(opts.Memory)
 	r, err := ropts.open(ctx)
 	if err != nil {
 		return err

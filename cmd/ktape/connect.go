@@ -267,3 +267,13 @@ func promptSecret(prompt string) (string, error) {
 	}
 	return string(b), nil
 }
+
+// responseLimit bounds one broker response by a command's memory budget
+// (half of it, what a backup's fetches get, and a MiB for the envelope),
+// within client's default: a broker, or something posing as one, that
+// announces a larger response gets an error rather than the memory. A
+// record batch larger than that cannot be backed up within the budget
+// anyway.
+func responseLimit(memory int64) int {
+	return int(min(max(memory/2+1<<20, 8<<20), client.DefaultMaxResponseSize))
+}
