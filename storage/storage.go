@@ -407,8 +407,8 @@ func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) 
 		}
 		defer r.Close()
 		out, err = io.ReadAll(r)
-		if err == nil && int64(len(out)) != length {
-			err = fmt.Errorf("%w: %d of %d bytes", errShortRead, len(out), length)
+		if errors.Is(err, io.ErrUnexpectedEOF) || err == nil && int64(len(out)) != length {
+			err = shortBody(int64(len(out)), offset, length, r.Size())
 		}
 		return err
 	})

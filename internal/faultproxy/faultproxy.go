@@ -112,7 +112,8 @@ func Start(t testing.TB, target string, cfg Config) *Proxy {
 	return p
 }
 
-// Set replaces the schedule of faults, reseeding the generator.
+// Set replaces the schedule of faults, reseeding the generator and
+// zeroing the counts.
 func (p *Proxy) Set(cfg Config) error {
 	sum := 0.0
 	for f, r := range cfg.Rates {
@@ -130,6 +131,7 @@ func (p *Proxy) Set(cfg Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cfg = cfg
+	p.counts = [numFaults]int{}
 	p.rnd = rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
 	return nil
 }
