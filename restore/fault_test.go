@@ -46,18 +46,7 @@ type faultSource struct {
 func newFaultSource(t *testing.T) *faultSource {
 	t.Helper()
 	ctx := context.Background()
-	fs := &faultSource{src: kfaketest.Start(t, kfaketest.Brokers(1), kfaketest.Topics(faultParts, "t"))}
-	for p := range faultParts {
-		for r := range faultRounds {
-			rs := make([]*kgo.Record, faultPerRound)
-			for i := range rs {
-				key := fmt.Sprintf("p%d-r%d-%d", p, r, i)
-				rs[i] = &kgo.Record{Key: []byte(key), Value: []byte(strings.Repeat(key, 20)), Headers: []kgo.RecordHeader{{Key: "r", Value: []byte(fmt.Sprint(r))}}}
-			}
-			fs.src.Produce(t, "t", int32(p), rs...)
-		}
-	}
-	fs.want = fs.src.ConsumeAll(t, "t")
+	fs := fillFaultSource(t)
 	st, err := storage.Open(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +64,31 @@ func newFaultSource(t *testing.T) *faultSource {
 		t.Fatal(err)
 	}
 	return fs
+}
+
+// fillFaultSource starts the source cluster and writes the fault tests'
+// data into it; r and m are left for the caller.
+func fillFaultSource(t *testing.T) *faultSource {
+	t.Helper()
+	fs := &faultSource{src: kfaketest.Start(t, kfaketest.Brokers(1), kfaketest.Topics(faultParts, "t"))}
+	for p := range faultParts {
+		for r := range faultRounds {
+			fs.src.Produce(t, "t", int32(p), faultBatch(p, r)...)
+		}
+	}
+	fs.want = fs.src.ConsumeAll(t, "t")
+	return fs
+}
+
+// faultBatch is round r's records of partition p: unique keys, so that a
+// duplicate cannot hide.
+func faultBatch(p, r int) []*kgo.Record {
+	rs := make([]*kgo.Record, faultPerRound)
+	for i := range rs {
+		key := fmt.Sprintf("p%d-r%d-%d", p, r, i)
+		rs[i] = &kgo.Record{Key: []byte(key), Value: []byte(strings.Repeat(key, 20)), Headers: []kgo.RecordHeader{{Key: "r", Value: []byte(fmt.Sprint(r))}}}
+	}
+	return rs
 }
 
 // compare counts the source's records missing from got and those got
