@@ -50,7 +50,9 @@ func TestTruncatedBodiesRetriedNeverTaken(t *testing.T) {
 	if err := s.Create(ctx, "segments/x.seg", obj); err != nil {
 		t.Fatal(err)
 	}
-	gets := func(r *http.Request) bool { return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/x.seg") }
+	gets := func(r *http.Request) bool {
+		return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/x.seg")
+	}
 	buf := make([]byte, 40<<10+ReadSlack)
 	reads := []struct {
 		name string

@@ -210,6 +210,9 @@ func (s *Store) CreateParts(ctx context.Context, key string, parts [][]byte) err
 				return nil
 			}
 		}
+		if s.dir != "" {
+			return s.createLocal(ctx, key, r, opts)
+		}
 		return s.bucket.Upload(ctx, key, r, opts)
 	})
 	if err == nil {
@@ -226,6 +229,29 @@ func (s *Store) CreateParts(ctx context.Context, key string, parts [][]byte) err
 		return fmt.Errorf("storage: create %s: %w (%d bytes stored, %d to write)", key, ErrConflict, len(old), n)
 	}
 	return nil
+}
+
+// createLocal writes a local object. blob.Upload closes its writer even
+// when the write failed, and fileblob's Close then renames the temporary
+// file, whatever it holds, to the object's name: a write cut short (out
+// of space, an I/O error) would leave a truncated object in place, which
+// every later write of that object then refuses as a conflict and which,
+// for a manifest, would make a backup exist with a manifest cut in two.
+// Here a failed write cancels the writer's context before closing it, so
+// that Close discards the temporary file instead.
+func (s *Store) createLocal(ctx context.Context, key string, r io.Reader, opts *blob.WriterOptions) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.bucket.NewWriter(wctx, key, opts)
+	if err != nil {
+		return err
+	}
+	if _, err := w.ReadFrom(r); err != nil {
+		cancel()
+		w.Close() // discards the temporary file; err says why
+		return err
+	}
+	return w.Close()
 }
 
 // writePiece is the most a partsReader hands a Writer at once through
