@@ -136,10 +136,17 @@ func (s *Store) Close() error { return s.bucket.Close() }
 // errShortRead: an object shorter than the range asked for. Not transient.
 var errShortRead = errors.New("short read")
 
-// transient reports errors worth another attempt.
+// transient reports errors worth another attempt. A local file system
+// that is full, read-only or denies the write will not change its mind
+// within the seconds of a few retries: those fail at once, saying why.
 func transient(err error) bool {
 	if errors.Is(err, errShortRead) || errors.Is(err, ErrNotFound) {
 		return false
+	}
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM} {
+		if errors.Is(err, errno) {
+			return false
+		}
 	}
 	switch gcerrors.Code(err) {
 	case gcerrors.Internal, gcerrors.Unknown, gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
