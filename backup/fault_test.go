@@ -27,7 +27,7 @@ import (
 // lands in the middle of the run with data already taken.
 const (
 	faultParts    = 3
-	faultRounds   = 24
+	faultRounds   = 16
 	faultPerRound = 40
 	faultValue    = 2 << 10
 )
@@ -122,7 +122,7 @@ func onFetch(k *kfake.Cluster, fn func(n int, req *kmsg.FetchRequest) (kmsg.Resp
 }
 
 // A broker fault matrix for backup: every fault is injected during a
-// snapshot of 3 partitions × 960 records (≈2 MiB each), and the backup
+// snapshot of 3 partitions × 640 records (≈1.3 MiB each), and the backup
 // must come out exact — every record once, no gap, verify --deep clean,
 // equal record by record to what franz-go reads from the broker.
 func TestBackupSurvivesBrokerFaults(t *testing.T) {
