@@ -3,7 +3,11 @@
 GO       ?= go
 FUZZTIME ?= 30s
 
-.PHONY: corrupt-long build test bench bench-produce bench-backup bench-restore fuzz vet fmt-check demo clean
+# The fault tests (make test-faults); they run in `make test` too, but for
+# the long forms.
+FAULT_TESTS = TestBackupSurvivesBrokerFaults|TestBackupRetentionAdvancesDuringRun|TestBackupPersistentFaultFailsClearly|TestBackupSurvivesBrokerRestartWithPersistedData|TestBackupOutOfSpace|TestBackupReadOnlyRepository|TestRestoreSurvivesBrokerFaults|TestRestorePersistentFaultFailsClearly|TestRestoreSurvivesBrokerRestartWithPersistedData|TestBackupRestoreThroughFlakyS3|TestFlakyS3PersistentFaults|TestTruncatedBodiesRetriedNeverTaken|TestCreateOutOfSpaceLeavesNothing|TestFaults|TestScheduleSeededAndMatched|TestCutter|TestBackupWriteDenied
+
+.PHONY: build test corrupt-long test-faults test-faults-long bench bench-produce bench-backup bench-restore fuzz vet fmt-check demo clean
 
 ## build: compile the ktape binary into bin/ktape
 build:
@@ -12,6 +16,14 @@ build:
 ## test: the whole test suite, installing what it needs (scripts/test.sh)
 test:
 	./scripts/test.sh
+
+## test-faults: the broker and storage fault tests (kfake faults, flaky S3, full and read-only file systems), with -race
+test-faults:
+	$(GO) test -race -count=1 -run '^($(FAULT_TESTS))$$' ./backup ./restore ./storage ./internal/faultproxy ./internal/kfaketest ./cmd/ktape
+
+## test-faults-long: test-faults plus the long forms (a produce request timeout of 30 s, S3 at triple the fault rates), KTAPE_LONG=1
+test-faults-long:
+	KTAPE_LONG=1 $(MAKE) test-faults
 
 ## bench: all benchmarks, no tests
 bench:

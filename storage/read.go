@@ -52,7 +52,7 @@ func (s *Store) ReadRange(ctx context.Context, key string, offset, length int64,
 		out = buf[:length]
 		if n, err := io.ReadFull(r, out); err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-				return fmt.Errorf("%w: %d of %d bytes", errShortRead, n, length)
+				return shortBody(int64(n), offset, length, r.Size())
 			}
 			return err
 		}
@@ -121,3 +121,18 @@ const readPiece = 1 << 20
 
 // directReads counts reads done with direct I/O, for tests.
 var directReads atomic.Int64
+
+// errCutShort: a body that ended before the bytes its object holds, cut
+// on the way (a connection lost in the middle of the answer). Unlike
+// errShortRead it is transient: another attempt reads the whole range.
+var errCutShort = errors.New("body cut short")
+
+// shortBody is the error for a range read of an object of size bytes
+// that delivered n of length bytes from offset: transient when the object
+// holds the whole range, errShortRead when it does not.
+func shortBody(n, offset, length, size int64) error {
+	if offset+length <= size {
+		return fmt.Errorf("%w: %d of %d bytes, and the object holds %d: %w", errCutShort, n, length, size, io.ErrUnexpectedEOF)
+	}
+	return fmt.Errorf("%w: %d of %d bytes", errShortRead, n, length)
+}

@@ -136,10 +136,17 @@ func (s *Store) Close() error { return s.bucket.Close() }
 // errShortRead: an object shorter than the range asked for. Not transient.
 var errShortRead = errors.New("short read")
 
-// transient reports errors worth another attempt.
+// transient reports errors worth another attempt. A local file system
+// that is full, read-only or denies the write will not change its mind
+// within the seconds of a few retries: those fail at once, saying why.
 func transient(err error) bool {
 	if errors.Is(err, errShortRead) || errors.Is(err, ErrNotFound) {
 		return false
+	}
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM} {
+		if errors.Is(err, errno) {
+			return false
+		}
 	}
 	switch gcerrors.Code(err) {
 	case gcerrors.Internal, gcerrors.Unknown, gcerrors.ResourceExhausted, gcerrors.DeadlineExceeded:
@@ -210,6 +217,9 @@ func (s *Store) CreateParts(ctx context.Context, key string, parts [][]byte) err
 				return nil
 			}
 		}
+		if s.dir != "" {
+			return s.createLocal(ctx, key, r, opts)
+		}
 		return s.bucket.Upload(ctx, key, r, opts)
 	})
 	if err == nil {
@@ -226,6 +236,29 @@ func (s *Store) CreateParts(ctx context.Context, key string, parts [][]byte) err
 		return fmt.Errorf("storage: create %s: %w (%d bytes stored, %d to write)", key, ErrConflict, len(old), n)
 	}
 	return nil
+}
+
+// createLocal writes a local object. blob.Upload closes its writer even
+// when the write failed, and fileblob's Close then renames the temporary
+// file, whatever it holds, to the object's name: a write cut short (out
+// of space, an I/O error) would leave a truncated object in place, which
+// every later write of that object then refuses as a conflict and which,
+// for a manifest, would make a backup exist with a manifest cut in two.
+// Here a failed write cancels the writer's context before closing it, so
+// that Close discards the temporary file instead.
+func (s *Store) createLocal(ctx context.Context, key string, r io.Reader, opts *blob.WriterOptions) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := s.bucket.NewWriter(wctx, key, opts)
+	if err != nil {
+		return err
+	}
+	if _, err := w.ReadFrom(r); err != nil {
+		cancel()
+		w.Close() // discards the temporary file; err says why
+		return err
+	}
+	return w.Close()
 }
 
 // writePiece is the most a partsReader hands a Writer at once through
@@ -407,8 +440,8 @@ func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) 
 		}
 		defer r.Close()
 		out, err = io.ReadAll(r)
-		if err == nil && int64(len(out)) != length {
-			err = fmt.Errorf("%w: %d of %d bytes", errShortRead, len(out), length)
+		if errors.Is(err, io.ErrUnexpectedEOF) || err == nil && int64(len(out)) != length {
+			err = shortBody(int64(len(out)), offset, length, r.Size())
 		}
 		return err
 	})

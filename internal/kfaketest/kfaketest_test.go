@@ -244,3 +244,45 @@ func TestOptions(t *testing.T) {
 		t.Fatalf("two clusters on %s", c.Addrs()[0])
 	}
 }
+
+// A Cutter cuts the responses it is told to, half-way, after the broker
+// acted: a CreateTopics whose answer was cut fails at the client with a
+// connection error, yet the topic exists; other requests pass.
+func TestCutter(t *testing.T) {
+	t.Parallel()
+	ct := kfaketest.NewCutter()
+	c := kfaketest.Start(t, kfaketest.Brokers(1), kfaketest.CutResponses(ct))
+	cl := c.Client(t, kgo.RequestRetries(0))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	create := func(name string) error {
+		req := kmsg.NewPtrCreateTopicsRequest()
+		rt := kmsg.NewCreateTopicsRequestTopic()
+		rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, 1, 1
+		req.Topics = append(req.Topics, rt)
+		_, err := req.RequestWith(ctx, cl)
+		return err
+	}
+	if err := create("before"); err != nil {
+		t.Fatal(err)
+	}
+	ct.Cut(int16(kmsg.CreateTopics), 1)
+	if err := create("cut"); err == nil {
+		t.Fatal("the cut answer reached the client whole")
+	}
+	if n := ct.Cuts(); n != 1 {
+		t.Fatalf("%d answers cut, want 1", n)
+	}
+	md, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tm := range md.Topics {
+		names = append(names, *tm.Topic)
+	}
+	slices.Sort(names)
+	if fmt.Sprint(names) != "[before cut]" {
+		t.Fatalf("topics %v: the broker did not act on the request whose answer was cut", names)
+	}
+}
