@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,14 +23,40 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// buildKtape builds the ktape binary for tests that need a real process.
+// built is the ktape binary the process tests share: built once per test
+// binary, into a directory TestMain removes.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+	out  []byte
+}
+
+// buildKtape builds the ktape binary for tests that need a real process,
+// once for all of them (without -race: the binary under test is the
+// product as shipped, and the trials start it hundreds of times).
 func buildKtape(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ktape")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "ktape-bin-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "ktape")
+		built.out, built.err = exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput()
+	})
+	if built.err != nil {
+		t.Fatalf("go build: %v\n%s", built.err, built.out)
 	}
-	return bin
+	return built.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 // runOrKill runs ktape with args and returns its output if it succeeds
