@@ -272,7 +272,11 @@ func (e *engine) plan(ctx context.Context) error {
 			return errors.New("backup: no topic matches")
 		}
 		started := time.Now().UTC()
-		e.m = &repo.Manifest{Format: "ktape-backup", Version: 1, ID: repo.NewBackupID(started), Checkpoint: true,
+		id, err := e.r.NewRunID(ctx, started)
+		if err != nil {
+			return fmt.Errorf("backup: %w", err)
+		}
+		e.m = &repo.Manifest{Format: "ktape-backup", Version: 1, ID: id, Checkpoint: true,
 			Started: started.Truncate(time.Second), KtapeVersion: e.opts.Version, Mode: e.opts.Mode, Isolation: "read_uncommitted",
 			Source: repo.Source{ClusterID: md.ClusterID, Bootstrap: e.opts.Bootstrap}, Topics: []repo.Topic{}, Groups: []repo.Group{}}
 		if e.opts.Isolation == client.ReadCommitted {

@@ -220,6 +220,56 @@ func (r *Repository) Verify(ctx context.Context, m *Manifest, deep bool) []error
 	return errs
 }
 
+// NewRunID names a new backup run started at t. Backup ids sort by their
+// start time, but only to the second: two runs started within one second
+// (a continuous backup stopped and started again, a snapshot taken right
+// after another) would sort by their random suffixes, and the older one
+// could pass for the newest backup, which is what an incremental backup
+// continues, restore --backup latest restores and a resumed backup
+// resumes. So the id is after every backup and unfinished run the
+// repository holds: NewBackupID(t) when it already is, otherwise the
+// greatest id's time with a larger random suffix (or its next second,
+// when the suffix has no room left).
+func (r *Repository) NewRunID(ctx context.Context, t time.Time) (string, error) {
+	ids, err := r.Backups(ctx)
+	if err != nil {
+		return "", fmt.Errorf("repo: new run id: %w", err)
+	}
+	runs, err := r.Unfinished(ctx)
+	if err != nil {
+		return "", fmt.Errorf("repo: new run id: %w", err)
+	}
+	for _, run := range runs {
+		ids = append(ids, run.ID)
+	}
+	id := NewBackupID(t)
+	last := ""
+	for _, other := range ids {
+		last = max(last, other)
+	}
+	if id > last {
+		return id, nil
+	}
+	return idAfter(last)
+}
+
+// idAfter returns a backup id that sorts after id, with the same time
+// when its suffix leaves room.
+func idAfter(id string) (string, error) {
+	stamp, suffix, ok := strings.Cut(id, "-")
+	n, err := strconv.ParseUint(suffix, 16, 32)
+	at, terr := time.Parse("20060102T150405Z", stamp)
+	if !ok || err != nil || terr != nil {
+		return "", fmt.Errorf("repo: new run id: %q is not a backup id", id)
+	}
+	var b [2]byte
+	rand.Read(b[:])
+	if next := n + 1 + uint64(b[0])<<8 + uint64(b[1]); next <= 0xffffffff {
+		return fmt.Sprintf("%s-%08x", stamp, next), nil
+	}
+	return NewBackupID(at.Add(time.Second)), nil
+}
+
 // checkpointKey is where checkpoint seq of run id lives.
 func checkpointKey(id string, seq int) string {
 	return fmt.Sprintf("checkpoints/%s/%010d.json", id, seq)

@@ -199,3 +199,52 @@ func TestCheckpointsAndUnreferenced(t *testing.T) {
 		t.Fatalf("a finished run is listed as unfinished: %+v", runs)
 	}
 }
+
+// Backup ids carry their start time only to the second: a run started in
+// the same second as a backup or run already in the repository (or on a
+// clock that went back) must still get an id that sorts after theirs, or
+// an older backup passes for the newest (found by the crash trials: a
+// continuous backup stopped with SIGTERM and started again within the
+// second, whose next incremental run continued the wrong backup).
+func TestNewRunIDSortsLast(t *testing.T) {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, st, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := writeBackup(t, r)
+	// A backup whose suffix leaves no room, and a run that started "later"
+	// by a clock ahead of this one.
+	stamp, _, _ := strings.Cut(done.ID, "-")
+	full := *done
+	full.ID = stamp + "-ffffff00"
+	if err := r.PutManifest(ctx, &full); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		id, err := r.NewRunID(ctx, done.Started)
+		if err != nil || id <= full.ID || !backupIDRe.MatchString(id) {
+			t.Fatalf("try %d: NewRunID in the second of %s: %q, %v", i, full.ID, id, err)
+		}
+	}
+	ahead := *done
+	ahead.ID, ahead.Checkpoint = NewBackupID(done.Started.Add(time.Hour))[:17]+"00000001", true
+	if err := r.PutCheckpoint(ctx, &ahead, 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		id, err := r.NewRunID(ctx, done.Started)
+		if err != nil || id <= ahead.ID || id[:16] != ahead.ID[:16] || !backupIDRe.MatchString(id) {
+			t.Fatalf("try %d: NewRunID behind the unfinished run %s: %q, %v", i, ahead.ID, id, err)
+		}
+	}
+	// Later than everything: the plain id of its own time.
+	later := done.Started.Add(2 * time.Hour)
+	if id, err := r.NewRunID(ctx, later); err != nil || id[:16] != later.UTC().Format("20060102T150405Z") {
+		t.Fatalf("NewRunID at %v: %q, %v", later, id, err)
+	}
+}
