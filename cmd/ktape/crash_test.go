@@ -312,10 +312,17 @@ var crashTopics = map[string]int{"orders": 3, "events": 1}
 
 func startCrashSource(t *testing.T) *crashSource {
 	c := kfaketest.Start(t, kfaketest.Brokers(1), kfaketest.Topics(3, "orders"), kfaketest.Topics(1, "events"))
-	value := bytes.Repeat([]byte("crash-trial-data"), 1024) // 16 KiB
+	// Values that do not compress, so that the lz4 batches weigh as much
+	// as the plain ones: 3 MiB a partition, more than a fetch takes of it
+	// (1 MiB), so a backup stopped mid-way has partitions half done.
+	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 48 {
 		var rs []*kgo.Record
 		for j := range 8 {
+			value := make([]byte, 24<<10)
+			for k := range value {
+				value[k] = byte(rng.Uint32())
+			}
 			rs = append(rs, &kgo.Record{Key: fmt.Appendf(nil, "o%d-%d", i, j), Value: value,
 				Headers: []kgo.RecordHeader{{Key: "round", Value: fmt.Append(nil, i)}}})
 		}
