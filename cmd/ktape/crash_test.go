@@ -103,6 +103,10 @@ type crashTally struct {
 	Kills int `json:"kills"`
 	Terms int `json:"graceful_stops"`
 	Late  int `json:"stops_after_completion"`
+	// Midway are the stops that left the work part done: a backup whose
+	// newest checkpoint holds some records (and, for a snapshot, not all),
+	// a restore whose target holds some of its records and not all.
+	Midway int `json:"stops_midway"`
 	// Resumes are runs started after a stop.
 	Resumes int `json:"resumes"`
 	// Records are the records (and transaction markers, for backups)
@@ -126,8 +130,8 @@ type crashTally struct {
 }
 
 func (c *crashTally) String() string {
-	return fmt.Sprintf("crash %s: seed %d, %d trials, %d kills, %d graceful stops (%d stops found the run done), %d resumes, %d records compared: %d missing, %d duplicated, %d misplaced, %d dangling references (%d orphan objects); uninterrupted run %.2fs, wall %.1fs",
-		c.Kind, c.Seed, c.Trials, c.Kills, c.Terms, c.Late, c.Resumes, c.Records, c.Missing, c.Duplicated, c.Misplaced, c.Dangling, c.Orphans, c.Uninterrupted, c.Seconds)
+	return fmt.Sprintf("crash %s: seed %d, %d trials, %d kills, %d graceful stops (%d stops found the run done, %d left it part done), %d resumes, %d records compared: %d missing, %d duplicated, %d misplaced, %d dangling references (%d orphan objects); uninterrupted run %.2fs, wall %.1fs",
+		c.Kind, c.Seed, c.Trials, c.Kills, c.Terms, c.Late, c.Midway, c.Resumes, c.Records, c.Missing, c.Duplicated, c.Misplaced, c.Dangling, c.Orphans, c.Uninterrupted, c.Seconds)
 }
 
 // report logs the tally and appends it to $KTAPE_CRASH_SUMMARY.
@@ -542,6 +546,9 @@ func crashSnapshot(t *testing.T, cfg crashSettings, bin string, src *crashSource
 		t.Logf("stops %v", stops)
 		p := runStopped(t, bin, args(dir), stops, tally, func(code int) bool { return code == 130 }, func() {
 			tally.Dangling += checkRefs(t, dir, tally)
+			if backupMidway(t, dir) {
+				tally.Midway++
+			}
 		})
 		var done struct {
 			Backup string `json:"backup"`
@@ -641,6 +648,38 @@ func checkRefs(t *testing.T, dir string, tally *crashTally) int {
 		tally.Orphans += len(orphans)
 	}
 	return dangling
+}
+
+// backupMidway reports whether the newest checkpoint of the unfinished
+// run in dir holds some records and, for a snapshot, not all of them.
+func backupMidway(t *testing.T, dir string) bool {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := repo.Open(ctx, st, false)
+	if err != nil {
+		return false // not initialised yet
+	}
+	runs, err := r.Unfinished(ctx)
+	if err != nil || len(runs) == 0 {
+		return false
+	}
+	run := runs[len(runs)-1]
+	m, err := r.Checkpoint(ctx, run.ID, run.Checkpoints[len(run.Checkpoints)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	some, all := false, true
+	for _, tp := range m.Topics {
+		for _, p := range tp.Partitions {
+			some = some || p.To > p.From
+			all = all && p.To >= p.HighWatermark
+		}
+	}
+	return some && (m.Mode == "continuous" || !all)
 }
 
 // checkBackup judges the repository in dir after a trial's last run: it
@@ -801,6 +840,9 @@ func crashContinuous(t *testing.T, cfg crashSettings, bin string) {
 				t.Fatalf("run %d (stop %v) failed:\n%v", i, s, p)
 			}
 			tally.Dangling += checkRefs(t, dir, tally)
+			if backupMidway(t, dir) {
+				tally.Midway++
+			}
 		}
 		tally.Resumes++
 		after := newestCheckpoint(t, dir)
@@ -1054,7 +1096,11 @@ func crashRestore(t *testing.T, cfg crashSettings, bin string, src *crashSource)
 		dir, c := copyRepo(t, backupDir), kfaketest.Start(t, kfaketest.Brokers(1))
 		stops := planStops(r, base)
 		t.Logf("stops %v", stops)
-		runStopped(t, bin, args(dir, c), stops, tally, func(code int) bool { return code == 1 }, func() {})
+		runStopped(t, bin, args(dir, c), stops, tally, func(code int) bool { return code == 1 }, func() {
+			if n := restoredSoFar(t, c); n > 0 && n < int64(want.n) {
+				tally.Midway++
+			}
+		})
 		got := readTarget(t, c)
 		tally.Records += int64(want.n)
 		for key, where := range want.records {
@@ -1083,6 +1129,29 @@ func crashRestore(t *testing.T, cfg crashSettings, bin string, src *crashSource)
 		checkRestoreLog(t, dir, got.keys, sourceKeys, tally)
 	})
 	tally.report(t, start)
+}
+
+// restoredSoFar counts the records in the target's restored topics (none
+// when they do not exist yet).
+func restoredSoFar(t *testing.T, c *kfaketest.Cluster) int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cc := crosscheck.NewCluster(c.Client(t))
+	var n int64
+	for topic := range crashTopics {
+		ct, err := cc.Topic(ctx, topic)
+		if err != nil {
+			continue // not created yet
+		}
+		offs, err := cc.Offsets(ctx, ct, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range offs {
+			n += o.End - o.LogStart
+		}
+	}
+	return n
 }
 
 // copyRepo copies the backup repository in dir for one restore, which
