@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -194,66 +193,6 @@ func planStops(r *rand.Rand, d time.Duration) []stop {
 	return stops
 }
 
-// proc is a ktape process under test.
-type proc struct {
-	args           []string
-	cmd            *exec.Cmd
-	stdout, stderr bytes.Buffer
-	exited         chan struct{}
-	err            error // from Wait, once exited is closed
-}
-
-func startProc(t *testing.T, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{args: args, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
-	return p
-}
-
-// waitFor reports whether the process exited within d.
-func (p *proc) waitFor(d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-p.exited:
-		return true
-	case <-timer.C:
-		return false
-	}
-}
-
-// signal sends sig and waits for the process to exit; it reports whether
-// the signal found it running.
-func (p *proc) signal(sig syscall.Signal) bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-	}
-	landed := p.cmd.Process.Signal(sig) == nil
-	<-p.exited
-	return landed
-}
-
-// code is the exit status, or -1 when a signal ended the process.
-func (p *proc) code() int { return p.cmd.ProcessState.ExitCode() }
-
-// crashed reports a Go runtime crash in the process's standard error: a
-// run may be stopped, never panic.
-func (p *proc) crashed() bool {
-	s := p.stderr.String()
-	return strings.Contains(s, "panic:") || strings.Contains(s, "fatal error:") || strings.Contains(s, "goroutine ")
-}
-
-func (p *proc) String() string {
-	return fmt.Sprintf("ktape %s: %v\nstdout: %s\nstderr: %s", strings.Join(p.args, " "), p.err, p.stdout.String(), p.stderr.String())
-}
-
 // runStopped runs ktape args once per planned stop, stopping each run as
 // planned, then once more to completion, and returns that last run. A run
 // that completes before its stop ends the trial early. gracefulOK says
@@ -376,7 +315,10 @@ func slowFetches(c *kfaketest.Cluster, d time.Duration) {
 // transaction among rs (read_uncommitted, markers included).
 func aborted(t *testing.T, rs []*kgo.Record) int64 {
 	for _, r := range rs {
-		if !r.Attrs.IsControl() && r.Attrs.IsTransactional() && bytes.HasSuffix(r.Headers[0].Value, []byte("7")) {
+		if r.Attrs.IsControl() || !r.Attrs.IsTransactional() {
+			continue
+		}
+		if round, err := strconv.Atoi(string(r.Headers[0].Value)); err == nil && round%8 == 7 {
 			return r.Offset
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,25 +65,75 @@ func TestMain(m *testing.M) {
 // up) and reports that. A failure is fatal.
 func runOrKill(t *testing.T, bin string, args []string, limit time.Duration) (stdout []byte, killed bool) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", args[0], err, errOut.String())
-		}
-		return out.Bytes(), false
-	case <-time.After(limit):
-		cmd.Process.Kill()
-		<-exited
+	p := startProc(t, bin, args...)
+	if !p.waitFor(limit) {
+		p.signal(syscall.SIGKILL)
 		return nil, true
 	}
+	if p.err != nil {
+		t.Fatalf("%s: %v\n%s", args[0], p.err, p.stderr.String())
+	}
+	return p.stdout.Bytes(), false
+}
+
+// proc is a ktape process under test.
+type proc struct {
+	args           []string
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+	exited         chan struct{}
+	err            error // from Wait, once exited is closed
+}
+
+func startProc(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{args: args, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	return p
+}
+
+// waitFor reports whether the process exited within d.
+func (p *proc) waitFor(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-p.exited:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
+
+// signal sends sig and waits for the process to exit; it reports whether
+// the signal found it running.
+func (p *proc) signal(sig syscall.Signal) bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+	}
+	landed := p.cmd.Process.Signal(sig) == nil
+	<-p.exited
+	return landed
+}
+
+// code is the exit status, or -1 when a signal ended the process.
+func (p *proc) code() int { return p.cmd.ProcessState.ExitCode() }
+
+// crashed reports a Go runtime crash in the process's standard error: a
+// run may be stopped, never panic.
+func (p *proc) crashed() bool {
+	s := p.stderr.String()
+	return strings.Contains(s, "panic:") || strings.Contains(s, "fatal error:") || strings.Contains(s, "goroutine ")
+}
+
+func (p *proc) String() string {
+	return fmt.Sprintf("ktape %s: %v\nstdout: %s\nstderr: %s", strings.Join(p.args, " "), p.err, p.stdout.String(), p.stderr.String())
 }
 
 // A backup killed with SIGKILL again and again, at points further and
