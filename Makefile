@@ -7,7 +7,7 @@ FUZZTIME ?= 30s
 # the long forms.
 FAULT_TESTS = TestBackupSurvivesBrokerFaults|TestBackupRetentionAdvancesDuringRun|TestBackupPersistentFaultFailsClearly|TestBackupSurvivesBrokerRestartWithPersistedData|TestBackupOutOfSpace|TestBackupReadOnlyRepository|TestRestoreSurvivesBrokerFaults|TestRestorePersistentFaultFailsClearly|TestRestoreSurvivesBrokerRestartWithPersistedData|TestBackupRestoreThroughFlakyS3|TestFlakyS3PersistentFaults|TestTruncatedBodiesRetriedNeverTaken|TestCreateOutOfSpaceLeavesNothing|TestFaults|TestScheduleSeededAndMatched|TestCutter|TestBackupWriteDenied
 
-.PHONY: build test corrupt-long test-faults test-faults-long bench bench-produce bench-backup bench-restore fuzz vet fmt-check demo clean
+.PHONY: build test corrupt-long test-faults test-faults-long bench bench-produce bench-backup bench-restore fuzz vet fmt-check demo reliability-crash clean
 
 ## build: compile the ktape binary into bin/ktape
 build:
@@ -61,6 +61,17 @@ fmt-check:
 ## demo: the main job with no Kafka installed: an embedded cluster backed up, verified and checked record by record (ARGS='--records 100000 --repo /tmp/demo')
 demo:
 	$(GO) run ./cmd/ktape demo $(ARGS)
+
+CRASH_TRIALS  ?= 500
+CRASH_SEED    ?= random
+CRASH_SUMMARY ?= $(CURDIR)/bin/crash-summary.jsonl
+
+## reliability-crash: crash trials, long form: CRASH_TRIALS (500) seeded trials per kind (snapshot, continuous, restore) stopped by SIGKILL/SIGTERM and resumed, seed CRASH_SEED (random, logged); one JSON line of figures per kind appended to CRASH_SUMMARY
+reliability-crash:
+	@mkdir -p $(dir $(CRASH_SUMMARY))
+	KTAPE_CRASH_TRIALS=$(CRASH_TRIALS) KTAPE_CRASH_SEED=$(CRASH_SEED) KTAPE_CRASH_SUMMARY=$(CRASH_SUMMARY) \
+		$(GO) test -count=1 -timeout 8h -run '^TestCrashTrials$$' ./cmd/ktape; \
+		status=$$?; tail -n 3 $(CRASH_SUMMARY); exit $$status
 
 ## clean: remove build output
 clean:

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -120,24 +119,7 @@ func (r *corruptRepo) manifestKey() string { return "backups/" + r.m.ID + ".json
 
 func copyRepo(t *testing.T, from, framing string) *corruptRepo {
 	t.Helper()
-	dir := t.TempDir()
-	err := filepath.WalkDir(from, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(from, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := copyDir(t, from)
 	ctx := context.Background()
 	st, err := storage.Open(ctx, dir)
 	if err != nil {

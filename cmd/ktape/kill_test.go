@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,14 +24,40 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// buildKtape builds the ktape binary for tests that need a real process.
+// built is the ktape binary the process tests share: built once per test
+// binary, into a directory TestMain removes.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	err  error
+	out  []byte
+}
+
+// buildKtape builds the ktape binary for tests that need a real process,
+// once for all of them (without -race: the binary under test is the
+// product as shipped, and the trials start it hundreds of times).
 func buildKtape(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ktape")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "ktape-bin-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "ktape")
+		built.out, built.err = exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput()
+	})
+	if built.err != nil {
+		t.Fatalf("go build: %v\n%s", built.err, built.out)
 	}
-	return bin
+	return built.bin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 // runOrKill runs ktape with args and returns its output if it succeeds
@@ -37,25 +65,75 @@ func buildKtape(t *testing.T) string {
 // up) and reports that. A failure is fatal.
 func runOrKill(t *testing.T, bin string, args []string, limit time.Duration) (stdout []byte, killed bool) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", args[0], err, errOut.String())
-		}
-		return out.Bytes(), false
-	case <-time.After(limit):
-		cmd.Process.Kill()
-		<-exited
+	p := startProc(t, bin, args...)
+	if !p.waitFor(limit) {
+		p.signal(syscall.SIGKILL)
 		return nil, true
 	}
+	if p.err != nil {
+		t.Fatalf("%s: %v\n%s", args[0], p.err, p.stderr.String())
+	}
+	return p.stdout.Bytes(), false
+}
+
+// proc is a ktape process under test.
+type proc struct {
+	args           []string
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+	exited         chan struct{}
+	err            error // from Wait, once exited is closed
+}
+
+func startProc(t *testing.T, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{args: args, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	return p
+}
+
+// waitFor reports whether the process exited within d.
+func (p *proc) waitFor(d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-p.exited:
+		return true
+	case <-timer.C:
+		return false
+	}
+}
+
+// signal sends sig and waits for the process to exit; it reports whether
+// the signal found it running.
+func (p *proc) signal(sig syscall.Signal) bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+	}
+	landed := p.cmd.Process.Signal(sig) == nil
+	<-p.exited
+	return landed
+}
+
+// code is the exit status, or -1 when a signal ended the process.
+func (p *proc) code() int { return p.cmd.ProcessState.ExitCode() }
+
+// crashed reports a Go runtime crash in the process's standard error: a
+// run may be stopped, never panic.
+func (p *proc) crashed() bool {
+	s := p.stderr.String()
+	return strings.Contains(s, "panic:") || strings.Contains(s, "fatal error:") || strings.Contains(s, "goroutine ")
+}
+
+func (p *proc) String() string {
+	return fmt.Sprintf("ktape %s: %v\nstdout: %s\nstderr: %s", strings.Join(p.args, " "), p.err, p.stdout.String(), p.stderr.String())
 }
 
 // A backup killed with SIGKILL again and again, at points further and
