@@ -464,6 +464,7 @@ var errNotAcked = fmt.Errorf("%w before the batch was acknowledged", ErrClosed)
 func (p *Producer) supervise() {
 	defer p.wg.Done()
 	var lastRefresh time.Time
+	cured := false // the last lookup found a leader for every partition it looked for
 	for attempt := 0; ; {
 		p.mu.Lock()
 		for !p.closed && !p.needsLeaders() && len(p.readyForPID()) == 0 {
@@ -488,8 +489,13 @@ func (p *Producer) supervise() {
 		}
 		p.mu.Unlock()
 		// Paced like the fetcher's: an error metadata does not cure must
-		// not become a tight loop of metadata and produce requests.
-		if time.Since(lastRefresh) > 5*time.Second {
+		// not become a tight loop of metadata and produce requests. A
+		// lookup that found every leader it looked for cured what it was
+		// for, so the next one (partitions written for the first time,
+		// as a restore of many partitions starts them one after another)
+		// goes at once: counting those as failed attempts made each new
+		// partition wait up to the backoff's cap, 5 s.
+		if time.Since(lastRefresh) > 5*time.Second || cured {
 			attempt = 0
 		}
 		if attempt > 0 {
@@ -531,7 +537,11 @@ func (p *Producer) supervise() {
 		// Batches that found no leader before their delivery timeout fail
 		// (nothing of theirs is in flight).
 		now := time.Now()
+		cured = true
 		for _, part := range p.parts {
+			if (part.leader < 0 || part.needRefresh) && len(part.queue) > 0 {
+				cured = false
+			}
 			if (part.leader < 0 || part.needRefresh) && part.sent == 0 && len(part.queue) > 0 && now.After(part.queue[0].deadline) {
 				p.failLocked(part, fmt.Errorf("producer: %s: no leader within the delivery timeout", part.tp))
 			}
