@@ -203,6 +203,9 @@ type partition struct {
 	nextSeq     int32
 	draining    bool // a batch failed: resend from queue[0] once sent == 0
 	needRefresh bool
+	// lookedUp: a leader lookup has included the partition; another
+	// one while it still has no leader is a retry, paced by the backoff.
+	lookedUp bool
 	// The producer id and epoch this partition's batches carry. A
 	// partition whose sequence state the broker no longer shares (an
 	// unknown producer id, a sequence gap after a batch of unknown outcome
@@ -464,7 +467,6 @@ var errNotAcked = fmt.Errorf("%w before the batch was acknowledged", ErrClosed)
 func (p *Producer) supervise() {
 	defer p.wg.Done()
 	var lastRefresh time.Time
-	cured := false // the last lookup found a leader for every partition it looked for
 	for attempt := 0; ; {
 		p.mu.Lock()
 		for !p.closed && !p.needsLeaders() && len(p.readyForPID()) == 0 {
@@ -481,27 +483,34 @@ func (p *Producer) supervise() {
 		}
 		var topics []string
 		seen := map[string]bool{}
+		retry := false // a partition looked up before, or after an error, still needs a leader
 		for _, part := range p.parts {
-			if (part.leader < 0 || part.needRefresh) && len(part.queue) > 0 && !seen[part.tp.Topic] {
-				seen[part.tp.Topic] = true
-				topics = append(topics, part.tp.Topic)
+			if (part.leader < 0 || part.needRefresh) && len(part.queue) > 0 {
+				retry = retry || part.needRefresh || part.lookedUp
+				part.lookedUp = true
+				if !seen[part.tp.Topic] {
+					seen[part.tp.Topic] = true
+					topics = append(topics, part.tp.Topic)
+				}
 			}
 		}
 		p.mu.Unlock()
 		// Paced like the fetcher's: an error metadata does not cure must
 		// not become a tight loop of metadata and produce requests. A
-		// lookup that found every leader it looked for cured what it was
-		// for, so the next one (partitions written for the first time,
-		// as a restore of many partitions starts them one after another)
-		// goes at once: counting those as failed attempts made each new
-		// partition wait up to the backoff's cap, 5 s.
-		if time.Since(lastRefresh) > 5*time.Second || cured {
+		// lookup only for partitions never looked up before (written for
+		// the first time, as a restore of many partitions starts them one
+		// after another) is no retry and goes at once: counting those as
+		// failed attempts made each new partition wait up to the
+		// backoff's cap, 5 s.
+		if time.Since(lastRefresh) > 5*time.Second {
 			attempt = 0
 		}
-		if attempt > 0 {
-			p.cfg.Backoff.Sleep(p.ctx, attempt-1)
+		if retry {
+			if attempt > 0 {
+				p.cfg.Backoff.Sleep(p.ctx, attempt-1)
+			}
+			attempt++
 		}
-		attempt++
 		lastRefresh = time.Now()
 		if _, err := p.c.RefreshMetadata(p.ctx, topics); err != nil && p.ctx.Err() != nil {
 			return
@@ -537,11 +546,7 @@ func (p *Producer) supervise() {
 		// Batches that found no leader before their delivery timeout fail
 		// (nothing of theirs is in flight).
 		now := time.Now()
-		cured = true
 		for _, part := range p.parts {
-			if (part.leader < 0 || part.needRefresh) && len(part.queue) > 0 {
-				cured = false
-			}
 			if (part.leader < 0 || part.needRefresh) && part.sent == 0 && len(part.queue) > 0 && now.After(part.queue[0].deadline) {
 				p.failLocked(part, fmt.Errorf("producer: %s: no leader within the delivery timeout", part.tp))
 			}
