@@ -7,7 +7,8 @@ FUZZTIME ?= 30s
 # the long forms.
 FAULT_TESTS = TestBackupSurvivesBrokerFaults|TestBackupRetentionAdvancesDuringRun|TestBackupPersistentFaultFailsClearly|TestBackupSurvivesBrokerRestartWithPersistedData|TestBackupOutOfSpace|TestBackupReadOnlyRepository|TestRestoreSurvivesBrokerFaults|TestRestorePersistentFaultFailsClearly|TestRestoreSurvivesBrokerRestartWithPersistedData|TestBackupRestoreThroughFlakyS3|TestFlakyS3PersistentFaults|TestTruncatedBodiesRetriedNeverTaken|TestCreateOutOfSpaceLeavesNothing|TestFaults|TestScheduleSeededAndMatched|TestCutter|TestBackupWriteDenied
 
-.PHONY: build test corrupt-long test-faults test-faults-long bench bench-produce bench-backup bench-restore fuzz vet fmt-check demo reliability-crash clean
+.PHONY: build test test-faults bench bench-produce bench-backup bench-restore fuzz vet fmt-check demo clean \
+	reliability reliability-crash reliability-faults reliability-corrupt reliability-fuzz reliability-load
 
 ## build: compile the ktape binary into bin/ktape
 build:
@@ -21,8 +22,8 @@ test:
 test-faults:
 	$(GO) test -race -count=1 -run '^($(FAULT_TESTS))$$' ./backup ./restore ./storage ./internal/faultproxy ./internal/kfaketest ./cmd/ktape
 
-## test-faults-long: test-faults plus the long forms (a produce request timeout of 30 s, S3 at triple the fault rates), KTAPE_LONG=1
-test-faults-long:
+## reliability-faults: the fault tests' long form: test-faults plus a produce request timeout of 30 s and S3 at triple the fault rates (KTAPE_LONG=1)
+reliability-faults:
 	KTAPE_LONG=1 $(MAKE) test-faults
 
 ## bench: all benchmarks, no tests
@@ -41,12 +42,16 @@ bench-backup:
 bench-restore:
 	$(GO) run ./bench/restore $(ARGS)
 
+## reliability-load: the load test's long form: 1,000 partitions backed up from bench/source and restored into bench/sink, 1 GiB then 10 GiB, proving nothing lost or duplicated, memory flat, no goroutine or fd leak; prints a summary (KTAPE_LOAD_BYTES=20GiB, KTAPE_LOAD_MEMORY=256MiB, KTAPE_LOAD_PARTITIONS=N to vary)
+reliability-load:
+	KTAPE_LONG=1 $(GO) test -count=1 -run '^TestLoad$$' -v -timeout 60m ./cmd/ktape
+
 ## fuzz: each fuzz target in turn, for FUZZTIME each (make fuzz FUZZTIME=5m)
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
-## corrupt-long: the corruption matrix with 200 random positions per damage kind (CORRUPT_SEED=N for another seed)
-corrupt-long:
+## reliability-corrupt: the corruption matrix with 200 random positions per damage kind (CORRUPT_SEED=N for another seed)
+reliability-corrupt:
 	KTAPE_CORRUPT_TRIALS=200 KTAPE_CORRUPT_SEED=$(or $(CORRUPT_SEED),1) $(GO) test -count=1 -v -run '^TestCorruptionMatrix$$' ./cmd/ktape
 
 ## vet: go vet on every package
@@ -72,6 +77,13 @@ reliability-crash:
 	KTAPE_CRASH_TRIALS=$(CRASH_TRIALS) KTAPE_CRASH_SEED=$(CRASH_SEED) KTAPE_CRASH_SUMMARY=$(CRASH_SUMMARY) \
 		$(GO) test -count=1 -timeout 8h -run '^TestCrashTrials$$' ./cmd/ktape; \
 		status=$$?; tail -n 3 $(CRASH_SUMMARY); exit $$status
+
+## reliability-fuzz: every fuzz target for 5 minutes (FUZZTIME to change it)
+reliability-fuzz:
+	FUZZTIME=$(if $(filter command line,$(origin FUZZTIME)),$(FUZZTIME),5m) ./scripts/fuzz.sh
+
+## reliability: every long form of RELIABILITY.md in turn (about an hour and a half on 2 cores, plus 5 minutes per fuzz target)
+reliability: reliability-crash reliability-faults reliability-corrupt reliability-load reliability-fuzz
 
 ## clean: remove build output
 clean:

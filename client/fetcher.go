@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -77,8 +78,27 @@ func (c FetchConfig) withDefaults() FetchConfig {
 	if int64(c.MaxBytes) > c.Budget {
 		c.MaxBytes = int32(c.Budget)
 	}
+	// A response is read into a pooled buffer of the power of two above
+	// its size, envelope included, and the budget is charged that buffer
+	// (brokerLoop). Asking for as much as the budget made a full response
+	// take the next power of two, twice the budget: with 1,000 partitions
+	// behind a 32 MiB budget every response was a 64 MiB buffer, charged
+	// 32. Ask for no more than fits the largest buffer within the budget.
+	if int64(1)<<class(int(c.MaxBytes)+fetchEnvelope) > c.Budget {
+		fit := int64(1) << (bits.Len64(uint64(c.Budget)) - 1) // the largest power of two <= Budget
+		if fit > 2*fetchEnvelope {
+			fit -= fetchEnvelope
+		} else {
+			fit /= 2
+		}
+		c.MaxBytes = int32(max(fit, 1))
+	}
 	return c
 }
+
+// fetchEnvelope is room for a Fetch response's fields around its record
+// batches: headers, topic and partition entries, aborted transactions.
+const fetchEnvelope = 64 << 10
 
 // TopicPartition names a partition.
 type TopicPartition struct {
@@ -392,7 +412,7 @@ func (f *Fetcher) brokerLoop(id int32) {
 		}
 		// Charge what the response may really take: the pool's buffer for
 		// MaxBytes plus the response's envelope.
-		charge := min(int64(1)<<class(int(f.cfg.MaxBytes)+64<<10), f.cfg.Budget)
+		charge := min(int64(1)<<class(int(f.cfg.MaxBytes)+fetchEnvelope), f.cfg.Budget)
 		if err := f.budget.acquire(f.ctx, charge); err != nil {
 			f.unclaim(batch, false)
 			return

@@ -203,6 +203,9 @@ type partition struct {
 	nextSeq     int32
 	draining    bool // a batch failed: resend from queue[0] once sent == 0
 	needRefresh bool
+	// lookedUp: a leader lookup has included the partition; another
+	// one while it still has no leader is a retry, paced by the backoff.
+	lookedUp bool
 	// The producer id and epoch this partition's batches carry. A
 	// partition whose sequence state the broker no longer shares (an
 	// unknown producer id, a sequence gap after a batch of unknown outcome
@@ -480,22 +483,34 @@ func (p *Producer) supervise() {
 		}
 		var topics []string
 		seen := map[string]bool{}
+		retry := false // a partition looked up before, or after an error, still needs a leader
 		for _, part := range p.parts {
-			if (part.leader < 0 || part.needRefresh) && len(part.queue) > 0 && !seen[part.tp.Topic] {
-				seen[part.tp.Topic] = true
-				topics = append(topics, part.tp.Topic)
+			if (part.leader < 0 || part.needRefresh) && len(part.queue) > 0 {
+				retry = retry || part.needRefresh || part.lookedUp
+				part.lookedUp = true
+				if !seen[part.tp.Topic] {
+					seen[part.tp.Topic] = true
+					topics = append(topics, part.tp.Topic)
+				}
 			}
 		}
 		p.mu.Unlock()
 		// Paced like the fetcher's: an error metadata does not cure must
-		// not become a tight loop of metadata and produce requests.
+		// not become a tight loop of metadata and produce requests. A
+		// lookup only for partitions never looked up before (written for
+		// the first time, as a restore of many partitions starts them one
+		// after another) is no retry and goes at once: counting those as
+		// failed attempts made each new partition wait up to the
+		// backoff's cap, 5 s.
 		if time.Since(lastRefresh) > 5*time.Second {
 			attempt = 0
 		}
-		if attempt > 0 {
-			p.cfg.Backoff.Sleep(p.ctx, attempt-1)
+		if retry {
+			if attempt > 0 {
+				p.cfg.Backoff.Sleep(p.ctx, attempt-1)
+			}
+			attempt++
 		}
-		attempt++
 		lastRefresh = time.Now()
 		if _, err := p.c.RefreshMetadata(p.ctx, topics); err != nil && p.ctx.Err() != nil {
 			return

@@ -332,3 +332,37 @@ func TestSendCheckedBatch(t *testing.T) {
 		t.Fatalf("read back %s\nwant %s", got, want)
 	}
 }
+
+// Partitions written one after another, each for the first time (as a
+// restore of many partitions starts them), find their leaders at once:
+// a metadata lookup that found every leader it looked for is no failed
+// attempt to back off from. Before, each lookup within 5 s of the last
+// counted as a retry, and the 30 partitions below waited up to the
+// backoff's 5 s cap each (about a minute in all).
+func TestNewPartitionsDoNotBackOff(t *testing.T) {
+	const partitions = 30
+	c := kfaketest.Start(t, kfaketest.Topics(partitions, "many"))
+	p, _ := newProducer(t, c, producer.Config{})
+	ctx := context.Background()
+	start := time.Now()
+	for i := range partitions {
+		done := make(chan error, 1)
+		tp := client.TopicPartition{Topic: "many", Partition: int32(i)}
+		if err := p.SendBatch(ctx, tp, build(t, record.None, i, 5), func(_ int64, err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("%s: %v", tp, err)
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("%d partitions written one after another took %v: their leader lookups backed off", partitions, d)
+	}
+	got := keysByPartition(t, c, "many")
+	for i := range partitions {
+		want := fmt.Sprint([]string{fmt.Sprintf("b%04d-r000", i), fmt.Sprintf("b%04d-r001", i), fmt.Sprintf("b%04d-r002", i), fmt.Sprintf("b%04d-r003", i), fmt.Sprintf("b%04d-r004", i)})
+		if g := fmt.Sprint(got[int32(i)]); g != want {
+			t.Fatalf("partition %d holds %s, want %s", i, g, want)
+		}
+	}
+}

@@ -312,13 +312,17 @@ func (s *sink) produce(c *conn, dst []byte, ver int16, corr int32, body []byte) 
 			case idx < 0 || int(idx) >= len(t.next):
 				pr.Set(h.prErr, errUnknownTopicOrPart).Set(h.prBase, int64(-1))
 			default:
-				n, perr := s.count(recs)
+				ps := &t.parts[idx]
+				ps.mu.Lock()
+				n, perr := s.count(recs, ps)
 				if perr != nil {
+					ps.mu.Unlock()
 					s.cfg.Log.Error("corrupt record set", "client", c.client, "topic", t.name, "partition", idx, "err", perr)
 					pr.Set(h.prErr, errCorruptMessage).Set(h.prBase, int64(-1))
 					continue
 				}
 				base := t.next[idx].Add(n) - n
+				ps.mu.Unlock()
 				pr.Set(h.prErr, int16(0)).Set(h.prBase, base).Set(h.prStart, int64(0))
 			}
 		}
@@ -334,9 +338,11 @@ func (s *sink) produce(c *conn, dst []byte, ver int16, corr int32, body []byte) 
 // totals. It returns the number of records, or an error for framing that
 // cannot be walked (the record set is then not counted at all). With
 // Verify, batches whose CRC or header is wrong are counted as corrupt but
-// still accepted.
-func (s *sink) count(recs []byte) (int64, error) {
+// still accepted, and each batch is added to the partition's digest ps
+// (held locked by the caller).
+func (s *sink) count(recs []byte, ps *partState) (int64, error) {
 	var n, batches, corrupt int64
+	digest := ps.digest
 	var codecs [len(s.codecs)]int64
 	it := record.NewIter(recs)
 	for it.Next() {
@@ -348,6 +354,7 @@ func (s *sink) count(recs []byte) (int64, error) {
 			if err := b.Validate(); err != nil {
 				corrupt++
 			}
+			digest = DigestBatch(digest, b)
 		}
 		nr := b.NumRecords()
 		if nr < 0 {
@@ -365,6 +372,8 @@ func (s *sink) count(recs []byte) (int64, error) {
 		s.corrupt.Add(corrupt + 1)
 		return 0, fmt.Errorf("record set of %d bytes ends in a partial batch at byte %d", len(recs), it.Pos())
 	}
+	ps.batches += batches
+	ps.digest = digest
 	s.records.Add(n)
 	s.batches.Add(batches)
 	for c, k := range codecs {

@@ -201,11 +201,23 @@ func (s *sink) handle(c net.Conn) {
 }
 
 // topic is one topic the sink has seen: its id and its per-partition next
-// offsets.
+// offsets and contents.
 type topic struct {
 	name string
 	id   [16]byte
 	next []atomic.Int64
+	// parts fingerprint what each partition received, in the order the
+	// sink appended it (which is the order of the offsets it gave).
+	parts []partState
+}
+
+// partState is what a partition has received: batch count and content
+// digest. mu orders the digest's updates with the offsets given, so that
+// the digest describes the partition's log as a broker would hold it.
+type partState struct {
+	mu      sync.Mutex
+	batches int64
+	digest  uint32
 }
 
 // topicRegistry holds every topic that exists, by name and by id.
@@ -234,7 +246,7 @@ func (r *topicRegistry) create(name string, partitions int) (t *topic, created b
 	if r.byName == nil {
 		r.byName, r.byID = make(map[string]*topic), make(map[[16]byte]*topic)
 	}
-	t = &topic{name: name, id: topicID([]byte(name)), next: make([]atomic.Int64, partitions)}
+	t = &topic{name: name, id: topicID([]byte(name)), next: make([]atomic.Int64, partitions), parts: make([]partState, partitions)}
 	r.byName[t.name], r.byID[t.id] = t, t
 	r.order = append(r.order, t)
 	return t, true
