@@ -103,10 +103,14 @@ func checkExact(t *testing.T, c *kfaketest.Cluster, st *storage.Store, r *repo.R
 // the number of Fetch requests so far (from 1) that asked for data past
 // offset 0 of some partition (so fn can wait until the run is under way);
 // fn's answer is the control's.
-func onFetch(k *kfake.Cluster, fn func(n int, req *kmsg.FetchRequest) (kmsg.Response, error, bool)) {
+func onFetch(k *kfake.Cluster, fn func(n int, req *kmsg.FetchRequest) (kmsg.Response, error, bool)) (stop func()) {
 	var n atomic.Int32
+	var stopped atomic.Bool
 	k.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		k.KeepControl()
+		if stopped.Load() {
+			return nil, nil, false
+		}
 		r := req.(*kmsg.FetchRequest)
 		midway := false
 		for _, rt := range r.Topics {
@@ -119,6 +123,7 @@ func onFetch(k *kfake.Cluster, fn func(n int, req *kmsg.FetchRequest) (kmsg.Resp
 		}
 		return fn(int(n.Add(1)), r)
 	})
+	return func() { stopped.Store(true) }
 }
 
 // A broker fault matrix for backup: every fault is injected during a
@@ -129,74 +134,76 @@ func TestBackupSurvivesBrokerFaults(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		// inject arms the fault on c; fired reports how often it struck.
-		inject func(t *testing.T, c *kfaketest.Cluster, ct *kfaketest.Cutter) (fired func() int)
+		inject func(t *testing.T, c *kfaketest.Cluster, ct *kfaketest.Cutter, disarm func(func())) (fired func() int)
 		dialer *client.Dialer
 	}{{
 		// The broker closes the connection on receiving a fetch, before
 		// answering it.
 		name: "connection dropped mid-request",
-		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter) func() int {
+		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter, disarm func(func())) func() int {
 			var hits atomic.Int32
-			onFetch(c.Kfake(), func(n int, _ *kmsg.FetchRequest) (kmsg.Response, error, bool) {
+			disarm(onFetch(c.Kfake(), func(n int, _ *kmsg.FetchRequest) (kmsg.Response, error, bool) {
 				if n == 1 || n == 3 || n == 5 {
 					hits.Add(1)
 					return nil, fmt.Errorf("dropped"), true
 				}
 				return nil, nil, false
-			})
+			}))
 			return func() int { return int(hits.Load()) }
 		},
 	}, {
 		// Half of a fetch response reaches the client, then the
 		// connection closes.
 		name: "connection cut mid-response",
-		inject: func(t *testing.T, c *kfaketest.Cluster, ct *kfaketest.Cutter) func() int {
+		inject: func(t *testing.T, c *kfaketest.Cluster, ct *kfaketest.Cutter, disarm func(func())) func() int {
 			var once sync.Once
-			onFetch(c.Kfake(), func(n int, _ *kmsg.FetchRequest) (kmsg.Response, error, bool) {
+			disarm(onFetch(c.Kfake(), func(n int, _ *kmsg.FetchRequest) (kmsg.Response, error, bool) {
 				if n >= 1 {
 					once.Do(func() { ct.Cut(int16(kmsg.Fetch), 3) })
 				}
 				return nil, nil, false
-			})
+			}))
+			disarm(ct.Stop)
 			return ct.Cuts
 		},
 	}, {
 		name: "NOT_LEADER_OR_FOLLOWER",
-		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter) func() int {
+		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter, disarm func(func())) func() int {
 			h := c.Kfake().Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Fetch}, Topic: "t", Err: kerr.NotLeaderForPartition, Count: 4})
+			disarm(h.Remove)
 			return h.Hits
 		},
 	}, {
 		// Every partition's leader moves (to another broker, epochs
 		// bumped) once the run is under way.
 		name: "leaders move",
-		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter) func() int {
+		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter, disarm func(func())) func() int {
 			var moved atomic.Int32
 			var wg sync.WaitGroup
 			t.Cleanup(wg.Wait)
 			k := c.Kfake()
-			onFetch(k, func(n int, _ *kmsg.FetchRequest) (kmsg.Response, error, bool) {
+			disarm(onFetch(k, func(n int, _ *kmsg.FetchRequest) (kmsg.Response, error, bool) {
 				if n == 1 && moved.CompareAndSwap(0, 1) {
 					wg.Add(1)
 					go func() { defer wg.Done(); k.ShufflePartitionLeaders() }()
 				}
 				return nil, nil, false
-			})
+			}))
 			return func() int { return int(moved.Load()) }
 		},
 	}, {
 		// Three fetches answered empty with a throttle of 200 ms.
 		name: "throttled",
-		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter) func() int {
+		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter, disarm func(func())) func() int {
 			var hits atomic.Int32
-			onFetch(c.Kfake(), func(n int, r *kmsg.FetchRequest) (kmsg.Response, error, bool) {
+			disarm(onFetch(c.Kfake(), func(n int, r *kmsg.FetchRequest) (kmsg.Response, error, bool) {
 				if n >= 1 && hits.Add(1) <= 3 {
 					resp := r.ResponseKind().(*kmsg.FetchResponse)
 					resp.ThrottleMillis = 200
 					return resp, nil, true
 				}
 				return nil, nil, false
-			})
+			}))
 			return func() int { return int(min(hits.Load(), 3)) }
 		},
 	}, {
@@ -204,29 +211,29 @@ func TestBackupSurvivesBrokerFaults(t *testing.T) {
 		// timeout of 1 s (plus the fetch's max wait).
 		name:   "request timeout",
 		dialer: &client.Dialer{RequestTimeout: time.Second},
-		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter) func() int {
+		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter, disarm func(func())) func() int {
 			var hits atomic.Int32
 			k := c.Kfake()
-			onFetch(k, func(n int, r *kmsg.FetchRequest) (kmsg.Response, error, bool) {
+			disarm(onFetch(k, func(n int, r *kmsg.FetchRequest) (kmsg.Response, error, bool) {
 				if n >= 1 && hits.CompareAndSwap(0, 1) {
 					k.SleepControl(func() { time.Sleep(3 * time.Second) })
 				}
 				return nil, nil, false
-			})
+			}))
 			return func() int { return int(hits.Load()) }
 		},
 	}, {
 		// The leader of t/0 goes away and comes back on its port 100 ms
 		// later (kfake keeps the data in memory).
 		name: "broker restart",
-		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter) func() int {
+		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter, disarm func(func())) func() int {
 			var hits atomic.Int32
 			var wg sync.WaitGroup
 			t.Cleanup(wg.Wait)
 			k := c.Kfake()
 			id := k.LeaderFor("t", 0)
 			port := portOf(t, c, id)
-			onFetch(k, func(n int, _ *kmsg.FetchRequest) (kmsg.Response, error, bool) {
+			disarm(onFetch(k, func(n int, _ *kmsg.FetchRequest) (kmsg.Response, error, bool) {
 				if n >= 1 && hits.CompareAndSwap(0, 1) {
 					wg.Add(1)
 					go func() {
@@ -242,7 +249,7 @@ func TestBackupSurvivesBrokerFaults(t *testing.T) {
 					}()
 				}
 				return nil, nil, false
-			})
+			}))
 			return func() int { return int(hits.Load()) }
 		},
 	}} {
@@ -258,10 +265,16 @@ func TestBackupSurvivesBrokerFaults(t *testing.T) {
 			}
 			defer cl.Close()
 			st, r := openRepo(t, t.TempDir())
-			fired := tc.inject(t, c, ct)
+			// The faults are taken off once the backup is done: franz-go
+			// must read the broker undisturbed to judge it.
+			var disarms []func()
+			fired := tc.inject(t, c, ct, func(f func()) { disarms = append(disarms, f) })
 			start := time.Now()
 			m, stats, err := Run(ctx, cl, r, Options{Memory: 16 << 20, SkipGroups: true})
 			took := time.Since(start)
+			for _, f := range disarms {
+				f()
+			}
 			if err != nil {
 				t.Fatalf("backup failed: %v", err)
 			}

@@ -38,6 +38,13 @@ func (c *Cutter) Cut(key int16, n int) {
 	c.pending[key] += n
 }
 
+// Stop cancels the cuts arranged and not yet made.
+func (c *Cutter) Stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.pending)
+}
+
 // Cuts returns the number of responses cut so far.
 func (c *Cutter) Cuts() int { return int(c.cuts.Load()) }
 
