@@ -205,7 +205,10 @@ func (c *crypt) open(key string, b []byte) ([]byte, error) {
 func (c *crypt) openError(key string, err error) error {
 	var none *age.NoIdentityMatchError
 	if errors.As(err, &none) {
-		return fmt.Errorf("repo: %s: %w (segments open only with a recipient's key, not a writer's)", key, ErrNoIdentity)
+		if strings.HasSuffix(key, ".seg") {
+			return fmt.Errorf("repo: %s: %w (segments open only with a recipient's key, not a writer's)", key, ErrNoIdentity)
+		}
+		return fmt.Errorf("repo: %s: %w (it opens with a recipient's or a writer's key)", key, ErrNoIdentity)
 	}
 	return fmt.Errorf("repo: %s: decrypt: %w", key, err)
 }
@@ -297,11 +300,6 @@ type flatBuffer struct{ b []byte }
 
 func (f *flatBuffer) Write(p []byte) (int, error) { f.b = append(f.b, p...); return len(p), nil }
 func (f *flatBuffer) Parts() [][]byte             { return [][]byte{f.b} }
-
-// openSegment decrypts a whole sealed segment.
-func (r *Repository) openSegment(key string, object []byte) ([]byte, error) {
-	return r.crypt.open(key, object)
-}
 
 // readSealedRange reads bytes [pos, pos+n) of the plaintext of the sealed
 // segment ref names into buf (capacity n+ReadSlack at least): only the
