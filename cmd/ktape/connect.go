@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -257,15 +259,50 @@ func readSecretFile(name string) (string, error) {
 }
 
 // promptSecret asks for a secret on the terminal, without echoing it.
-// The prompt goes to standard error: standard output may be --json.
+// The prompt goes to standard error: standard output may be --json. Echo
+// goes off before the prompt is shown (quietTerminal), so that nothing
+// typed in answer to it can be echoed.
 func promptSecret(prompt string) (string, error) {
+	fd := int(os.Stdin.Fd())
+	restore, err := quietTerminal(fd)
+	if err != nil {
+		return "", fmt.Errorf("turn the terminal's echo off: %w", err)
+	}
 	fmt.Fprint(os.Stderr, prompt)
-	b, err := term.ReadPassword(int(os.Stdin.Fd()))
+	var b []byte
+	if restore != nil {
+		b, err = readLine(os.Stdin)
+		restore()
+	} else {
+		b, err = term.ReadPassword(fd)
+	}
 	fmt.Fprintln(os.Stderr)
 	if err != nil {
 		return "", fmt.Errorf("read the password from the terminal: %w", err)
 	}
 	return string(b), nil
+}
+
+// readLine reads up to a line break, which it drops (with a carriage
+// return before it).
+func readLine(r io.Reader) ([]byte, error) {
+	var line []byte
+	var c [1]byte
+	for {
+		n, err := r.Read(c[:])
+		if n == 1 {
+			if c[0] == '\n' {
+				return bytes.TrimSuffix(line, []byte("\r")), nil
+			}
+			line = append(line, c[0])
+		}
+		if err == io.EOF && len(line) > 0 {
+			return line, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // responseLimit bounds one broker response by a command's memory budget
