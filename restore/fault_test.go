@@ -391,7 +391,13 @@ func TestRestoreSurvivesBrokerRestartWithPersistedData(t *testing.T) {
 	restartErr := make(chan error, 1)
 	var once sync.Once
 	onProduce(k, func(n int, _ *kmsg.ProduceRequest) (kmsg.Response, error, bool) {
-		if n == 8 {
+		if n >= 8 {
+			// From the 8th request on, the old broker takes nothing
+			// (the connection is closed), and it shuts down: kfake
+			// saves its idempotence state when it closes, so a batch
+			// appended while it closed would be reloaded without it and
+			// taken again on a retry, a duplicate a real broker, which
+			// rebuilds that state from its log, would not make.
 			once.Do(func() {
 				go func() {
 					k.Close()
@@ -403,6 +409,7 @@ func TestRestoreSurvivesBrokerRestartWithPersistedData(t *testing.T) {
 					restartErr <- err
 				}()
 			})
+			return nil, errors.New("restarting"), true
 		}
 		return nil, nil, false
 	})
