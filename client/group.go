@@ -544,25 +544,35 @@ func (m *GroupMember) stopHeartbeats() {
 //
 // The session clock runs from when the last successful heartbeat was
 // sent, not answered: the coordinator received it after that, so the
-// member gives up no later than the coordinator does.
+// member gives up no later than the coordinator removes it, at the
+// moment the session timeout is up, not at the next heartbeat.
 func (m *GroupMember) heartbeat(ctx context.Context, gen int32, memberID string) {
-	lastOK := time.Now() // SyncGroup just succeeded; it counts as a heartbeat
-	tick := time.NewTicker(m.cfg.HeartbeatInterval)
-	defer tick.Stop()
+	// SyncGroup just succeeded; the coordinator's session clock restarted
+	// when it answered, a network latency before now.
+	lastOK := time.Now()
+	next := lastOK.Add(m.cfg.HeartbeatInterval)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	var last error
 	for {
+		deadline := lastOK.Add(m.cfg.SessionTimeout)
+		wake := next
+		if deadline.Before(wake) {
+			wake = deadline
+		}
+		timer.Reset(time.Until(wake)) // go ≥ 1.23: Reset drops a stale tick
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C:
 		}
-		left := m.cfg.SessionTimeout - time.Since(lastOK)
-		if left <= 0 {
+		if !time.Now().Before(deadline) {
 			m.loseSession(last)
 			return
 		}
 		sent := time.Now()
-		err := m.heartbeatOnce(ctx, gen, memberID, left)
+		next = sent.Add(m.cfg.HeartbeatInterval)
+		err := m.heartbeatOnce(ctx, gen, memberID, time.Until(deadline))
 		if ctx.Err() != nil {
 			return
 		}
@@ -577,17 +587,15 @@ func (m *GroupMember) heartbeat(ctx context.Context, gen int32, memberID string)
 			m.revoke(fmt.Errorf("client: group %s: membership lost (generation %d, member %s): %w", m.cfg.Group, gen, memberID, err))
 			return
 		case retriableCoordinatorError(err) || IsRetriable(err) || errors.Is(err, context.DeadlineExceeded):
-			last = err
+			if last == nil || !errors.Is(err, context.DeadlineExceeded) {
+				last = err // a timeout of ours says less than the broker's last answer
+			}
 			m.log.Debug("heartbeat failed", "err", err)
 			if retriableCoordinatorError(err) {
 				m.dropCoordinator()
 			}
 		default:
 			m.revoke(fmt.Errorf("client: group %s: heartbeat: %w", m.cfg.Group, err))
-			return
-		}
-		if time.Since(lastOK) >= m.cfg.SessionTimeout {
-			m.loseSession(last)
 			return
 		}
 	}

@@ -80,7 +80,7 @@ func decodeGroupMetadata(b []byte) (groupMetadata, error) {
 type groupAssignment struct {
 	Members int // in the generation; only the leader learns them from the coordinator
 	Shared  []byte
-	Items  []TopicPartition
+	Items   []TopicPartition
 }
 
 func encodeGroupAssignment(a groupAssignment) []byte {
