@@ -421,7 +421,63 @@ func TestGroupSessionTimeout(t *testing.T) {
 				t.Errorf("%s lost items", w.name)
 			}
 		}
+		// c joins again: the coordinator forgot it, so it comes back as
+		// a new member (its old id is the one still faulted).
+		ws[2].stopOn, ws[2].done = nil, make(chan struct{})
+		ws[2].start(ctx)
+		got3, _ := settle(t, groupItems, ws...)
+		if got3["c"].MemberID == victim {
+			t.Errorf("c rejoined with its old member id")
+		}
 	})
+}
+
+// TestGroupJoinRetries: the coordinator unavailable, moved or
+// rebalancing while a member joins is retried; a failing Plan fails the
+// leader's Join with an error naming the group, and the leader leaves so
+// that the others need not wait for its session to time out.
+func TestGroupJoinRetries(t *testing.T) {
+	kc := startGroupCluster(t)
+	cl := newAdminClient(t, kc)
+	ctx := groupCtx(t)
+	h := kc.Kfake().Fault(
+		kfake.Fault{Keys: []kmsg.Key{kmsg.FindCoordinator}, Err: kerr.CoordinatorNotAvailable, Count: 2},
+		kfake.Fault{Keys: []kmsg.Key{kmsg.JoinGroup}, Err: kerr.NotCoordinator, Count: 2},
+		kfake.Fault{Keys: []kmsg.Key{kmsg.SyncGroup}, Err: kerr.RebalanceInProgress, Count: 1},
+	)
+	defer h.Remove()
+	w := newWorker(t, cl, "a", "g")
+	a, err := w.m.Join(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.Hits(); n != 5 {
+		t.Errorf("%d faults hit, want 5", n)
+	}
+	if !slices.Equal(a.Items, groupItems) || !a.Leader || a.Members != 1 {
+		t.Errorf("alone after retries: %+v", a)
+	}
+	w.m.Close()
+
+	planErr := errors.New("listing partitions failed")
+	bad := newWorker(t, cl, "bad", "g2", func(c *GroupConfig) {
+		c.Plan = func(context.Context) ([]TopicPartition, []byte, error) { return nil, nil, planErr }
+	})
+	if _, err := bad.m.Join(ctx); !errors.Is(err, planErr) || !strings.Contains(err.Error(), "group g2") {
+		t.Fatalf("Join with a failing Plan: %v", err)
+	}
+	d, err := kadm.NewClient(kc.Client(t)).DescribeGroups(ctx, "g2")
+	if err != nil || len(d["g2"].Members) != 0 {
+		t.Errorf("the failed leader is still in the group: %+v %v", d["g2"], err)
+	}
+	bad2 := newWorker(t, cl, "bad2", "g3", func(c *GroupConfig) {
+		c.Plan = func(context.Context) ([]TopicPartition, []byte, error) {
+			return []TopicPartition{{"t", -1}}, nil, nil
+		}
+	})
+	if _, err := bad2.m.Join(ctx); err == nil || !strings.Contains(err.Error(), "negative partition") {
+		t.Fatalf("Join with a Plan giving partition -1: %v", err)
+	}
 }
 
 // TestGroupStatic: a static member (InstanceID) that closes without
@@ -472,6 +528,31 @@ func TestGroupStatic(t *testing.T) {
 	if _, r, _ := b.snapshot(); len(r) != len(rb) {
 		t.Errorf("b was revoked: %v", r[len(rb):])
 	}
+
+	// s2 is revoked once (a rebalance, below) and so claims its items
+	// when it rejoins; a replacement of it then claims nothing. Kafka
+	// keeps the group stable; kfake rebalances. Either way the
+	// replacement must get s2's items back: nobody else claims them.
+	d := newWorker(t, cl, "d", "g").start(ctx)
+	got3, _ := settle(t, groupItems, a, b, s2, d)
+	if err := d.m.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got4, _ := settle(t, groupItems, a, b, s2)
+	if !subset(got3["s"].Items, got4["s"].Items) {
+		t.Errorf("s2 had %v, now %v", got3["s"].Items, got4["s"].Items)
+	}
+	_, ra, _ = a.snapshot()
+	s2.m.Close()
+	<-s2.done
+	s3 := newWorker(t, cl, "s", "g", static).start(ctx)
+	got5, _ := settle(t, groupItems, a, b, s3)
+	if !slices.Equal(got4["s"].Items, got5["s"].Items) {
+		t.Errorf("s2 had %v; its replacement got %v", got4["s"].Items, got5["s"].Items)
+	}
+	_, ra2, _ := a.snapshot()
+	t.Logf("a static member whose claims changed was replaced: others revoked %d times (kfake rebalances when the metadata differs; Kafka would not)", len(ra2)-len(ra))
+	s2 = s3
 
 	// A static member that leaves goes at once: the others rebalance
 	// without waiting for its session timeout.
