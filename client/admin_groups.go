@@ -232,15 +232,16 @@ type GroupDescription struct {
 	State        string // "Stable", "Empty", "PreparingRebalance", "Dead"...
 	ProtocolType string // "consumer" for consumer groups
 	Protocol     string // the partition assignor, when Stable
-	Members      []GroupMember
+	Members      []DescribedGroupMember
 	// Err is the broker's error for the group. From DescribeGroups v6
 	// (KIP-1043) a group that does not exist is GROUP_ID_NOT_FOUND;
 	// before, it comes back without error in state "Dead".
 	Err error
 }
 
-// GroupMember is a member of a group.
-type GroupMember struct {
+// DescribedGroupMember is a member of a group as DescribeGroups reports
+// it. (GroupMember is this process's own membership: group.go.)
+type DescribedGroupMember struct {
 	MemberID   string
 	InstanceID string // static membership (KIP-345); "" when none
 	ClientID   string
@@ -293,7 +294,7 @@ func (c *Client) DescribeGroups(ctx context.Context, groups []string) (map[strin
 			}
 			for _, m := range g.Elems(gs.Handle("Members")) {
 				ms := m.Schema()
-				d.Members = append(d.Members, GroupMember{
+				d.Members = append(d.Members, DescribedGroupMember{
 					MemberID:   m.String(ms.Handle("MemberId")),
 					InstanceID: m.String(ms.Handle("GroupInstanceId")),
 					ClientID:   m.String(ms.Handle("ClientId")),

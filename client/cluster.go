@@ -154,6 +154,21 @@ func (c *Client) connFor(ctx context.Context, addr, key string) (*Conn, error) {
 	return conn, nil
 }
 
+// DialDedicated dials a connection to addr with the client's Dialer that
+// the client does not keep or share: the caller uses it alone and closes
+// it. It is for requests a broker may hold for long, such as a JoinGroup
+// waiting for a group to rebalance, which would hold up every request
+// queued behind them on a shared connection.
+func (c *Client) DialDedicated(ctx context.Context, addr string) (*Conn, error) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, &ConnError{Addr: addr, Err: ErrConnClosed}
+	}
+	return c.d.Dial(ctx, addr)
+}
+
 // BrokerConn returns a connection to the broker with the given id.
 func (c *Client) BrokerConn(ctx context.Context, id int32) (*Conn, error) {
 	b, ok := c.Metadata().Brokers[id]
