@@ -98,6 +98,10 @@ type Options struct {
 	Version string
 	// Bootstrap is recorded in the manifest.
 	Bootstrap []string
+	// Workers, if set, shares the backup with other processes through a
+	// Kafka group (workers.go): this process backs up the partitions the
+	// group assigns it.
+	Workers *Workers
 }
 
 // ErrStopped is returned when a snapshot was stopped (Options.Stop)
@@ -166,6 +170,11 @@ type engine struct {
 	st     Stats
 	// legacyD decompresses legacy wrappers, to check and index them
 	legacyD record.Decompressor
+	// shared is set when the engine works on a shared run's partitions:
+	// its checkpoints are its worker's (workers.go).
+	shared *sharedWorker
+	// group marks a planned run as shared by that workers group.
+	group string
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -212,22 +221,32 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, opts Options
 	if err != nil {
 		return nil, Stats{}, err
 	}
+	if opts.Workers != nil {
+		return runShared(ctx, c, r, opts)
+	}
+	e := newEngine(c, r, opts)
+	defer e.up.wait() // no upload outlives the run
+	if err := e.plan(ctx); err != nil {
+		return nil, e.st, err
+	}
+	return e.run(ctx)
+}
+
+func newEngine(c *client.Client, r *repo.Repository, opts Options) *engine {
 	e := &engine{c: c, r: r, opts: opts, log: opts.Log, obs: opts.Observer, byTP: map[client.TopicPartition]*partition{}}
 	// The pool keeps what segments may hold, half the budget, and a little
 	// over: the engine counts a partition's share of a fetch before it
 	// seals segments or waits for uploads.
 	e.up = newUploader(r, e.obs, opts.Uploads, opts.Memory/2+opts.Memory/16)
-	defer e.up.wait() // no upload outlives the run
-	if err := e.plan(ctx); err != nil {
-		return nil, e.st, err
-	}
-	e.f = client.NewFetcher(c, client.FetchConfig{Isolation: opts.Isolation, Budget: opts.Memory / 2, OutOfRange: client.OutOfRangeSkipToStart})
+	return e
+}
+
+// run fetches the planned partitions until they are done (or the run is
+// stopped) and writes the manifest.
+func (e *engine) run(ctx context.Context) (*repo.Manifest, Stats, error) {
+	opts := e.opts
+	e.startFetch()
 	defer e.f.Close()
-	for _, p := range e.parts {
-		if !p.done {
-			e.f.Assign(p.tp, p.next)
-		}
-	}
 	stopped, err := e.follow(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -251,6 +270,16 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, opts Options
 		return nil, e.st, err
 	}
 	return e.m, e.st, nil
+}
+
+// startFetch starts the fetcher on every partition not done.
+func (e *engine) startFetch() {
+	e.f = client.NewFetcher(e.c, client.FetchConfig{Isolation: e.opts.Isolation, Budget: e.opts.Memory / 2, OutOfRange: client.OutOfRangeSkipToStart})
+	for _, p := range e.parts {
+		if !p.done {
+			e.f.Assign(p.tp, p.next)
+		}
+	}
 }
 
 // plan starts or resumes the run's manifest and works out every
@@ -278,7 +307,8 @@ func (e *engine) plan(ctx context.Context) error {
 		}
 		e.m = &repo.Manifest{Format: "ktape-backup", Version: 1, ID: id, Checkpoint: true,
 			Started: started.Truncate(time.Second), KtapeVersion: e.opts.Version, Mode: e.opts.Mode, Isolation: "read_uncommitted",
-			Source: repo.Source{ClusterID: md.ClusterID, Bootstrap: e.opts.Bootstrap}, Topics: []repo.Topic{}, Groups: []repo.Group{}}
+			Source: repo.Source{ClusterID: md.ClusterID, Bootstrap: e.opts.Bootstrap}, Topics: []repo.Topic{}, Groups: []repo.Group{},
+			WorkersGroup: e.group}
 		if e.opts.Isolation == client.ReadCommitted {
 			e.m.Isolation = "read_committed"
 		}
@@ -471,14 +501,23 @@ func (e *engine) resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("backup: list unfinished runs: %w", err)
 	}
-	if len(runs) == 0 {
-		return nil
+	// The newest run of one process; runs shared by a workers group are
+	// their workers' to resume.
+	var run repo.Run
+	var seq int
+	var m *repo.Manifest
+	for i := len(runs) - 1; i >= 0 && m == nil; i-- {
+		run = runs[i]
+		seq = run.Checkpoints[len(run.Checkpoints)-1]
+		if m, err = e.r.Checkpoint(ctx, run.ID, seq); err != nil {
+			return fmt.Errorf("backup: resume run %s: %w", run.ID, err)
+		}
+		if m.WorkersGroup != "" {
+			m = nil
+		}
 	}
-	run := runs[len(runs)-1]
-	seq := run.Checkpoints[len(run.Checkpoints)-1]
-	m, err := e.r.Checkpoint(ctx, run.ID, seq)
-	if err != nil {
-		return fmt.Errorf("backup: resume run %s: %w", run.ID, err)
+	if m == nil {
+		return nil
 	}
 	if m.Mode != e.opts.Mode || m.Isolation != isolationName(e.opts.Isolation) {
 		return fmt.Errorf("backup: the repository holds an unfinished %s %s run, %s: resume it with the same mode and isolation, or start a new run (--fresh)", m.Mode, m.Isolation, run.ID)
@@ -824,6 +863,15 @@ func (e *engine) checkpoint(ctx context.Context, final bool) error {
 		if err := e.r.DeleteCheckpoints(ctx, e.m.ID, append(e.old, e.seq)); err != nil {
 			e.log.Warn("backup: could not delete the finished run's checkpoints", "err", err)
 		}
+		return nil
+	}
+	if e.shared != nil {
+		seq, err := e.shared.put(ctx, e)
+		if err != nil {
+			return err
+		}
+		e.st.Checkpoints++
+		e.obs.Checkpointed(CheckpointEvent{Sequence: seq, Took: time.Since(start)})
 		return nil
 	}
 	if e.seq > 0 {

@@ -33,6 +33,9 @@ type Manifest struct {
 	Isolation    string    `json:"isolation"` // read_uncommitted or read_committed
 	Topics       []Topic   `json:"topics"`
 	Groups       []Group   `json:"groups"`
+	// WorkersGroup names the group of workers that shared the run
+	// (backup --workers-group); empty for a run of one process.
+	WorkersGroup string `json:"workers_group,omitempty"`
 }
 
 // Source is the cluster backed up.

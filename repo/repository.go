@@ -404,8 +404,9 @@ func (r *Repository) DeleteCheckpoints(ctx context.Context, id string, seqs []in
 	return nil
 }
 
-// Unreferenced lists the segment and index objects that no backup and no
-// unfinished run's newest checkpoint names: left by runs that were
+// Unreferenced lists the segment and index objects that no backup, no
+// unfinished run's newest checkpoint and no worker checkpoint of a shared
+// run names: left by runs that were
 // interrupted between storing a segment and committing a checkpoint. They
 // are not part of any backup, and nothing reads them. While a backup is
 // running, the segments it stored since its last checkpoint are listed
@@ -442,6 +443,25 @@ func (r *Repository) Unreferenced(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		name(m)
+		if m.WorkersGroup == "" {
+			continue
+		}
+		// A shared run's progress is in its workers' checkpoints; any of
+		// them may become the backup's, so all of them count.
+		refs, err := r.WorkerCheckpoints(ctx, run.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, ref := range refs {
+			wm, err := r.WorkerCheckpoint(ctx, ref)
+			if errors.Is(err, storage.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			name(wm)
+		}
 	}
 	keys, err := r.st.List(ctx, "segments/")
 	if err != nil {

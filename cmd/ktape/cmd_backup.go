@@ -42,6 +42,7 @@ type BackupOptions struct {
 	ProgressInterval   time.Duration
 	EncryptTo          []string
 	EncryptToFile      string
+	Workers            WorkersOptions
 }
 
 // AddFlags registers the backup command's flags on fs.
@@ -62,6 +63,7 @@ func (o *BackupOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.EncryptTo, "encrypt-to", nil, "create the repository encrypted to this age public key (age1…; repeatable); needs --identity-file, the writer's own key")
 	fs.StringVar(&o.EncryptToFile, "encrypt-to-file", "", "`FILE` of age public keys, one per line, to create the repository encrypted to")
 	markPath(fs, "encrypt-to-file")
+	o.Workers.AddFlags(fs, "backup")
 }
 
 func newBackupCommand(gopts *GlobalOptions) *cobra.Command {
@@ -85,6 +87,14 @@ a backup that is killed continues from its newest checkpoint when started
 again (--fresh starts over). A first SIGINT stops a snapshot at a
 checkpoint (exit 130, resumable); a second abandons it at once.
 
+With --workers-group, several processes share one snapshot: each backs up
+the partitions Kafka's group protocol assigns it, checkpointed in the
+shared repository; partitions of a worker that stops or dies move to the
+others, which continue where it checkpointed. The worker that finds every
+partition done writes the manifest, and every worker prints it and exits 0.
+Start every worker with the same options. "ktape backup finalize" writes
+the manifest if the workers were all stopped before they could.
+
 With --json, one "backup_done" object with the backup id and totals.
 
 Any flag can instead be set in the environment (--sasl-password as
@@ -102,6 +112,7 @@ line: other users can see it.
 	}
 	ropts.AddFlags(cmd.Flags())
 	opts.AddFlags(cmd.Flags())
+	cmd.AddCommand(newBackupFinalizeCommand(gopts))
 	return cmd
 }
 
@@ -122,6 +133,9 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 	if opts.Memory < 8<<20 {
 		return usageError{fmt.Errorf("%s %s: at least 8MiB (8388608)", gopts.Sources.of("memory"), formatSize(opts.Memory))}
 	}
+	if err := opts.Workers.check(gopts); err != nil {
+		return err
+	}
 	softMemoryLimit(opts.Memory)
 	dialer, err := opts.Conn.Dialer(gopts.Sources)
 	if err != nil {
@@ -129,7 +143,7 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 	}
 	dialer.MaxResponseSize = responseLimit(opts.Memory)
 	bo := backup.Options{Mode: opts.Mode, Compression: opts.Compression, Memory: opts.Memory, CheckpointInterval: opts.CheckpointInterval,
-		Full: opts.Full, Fresh: opts.Fresh, SkipGroups: opts.SkipGroups, Version: ktapeVersion(), Bootstrap: seeds}
+		Full: opts.Full, Fresh: opts.Fresh, SkipGroups: opts.SkipGroups, Version: ktapeVersion(), Bootstrap: seeds, Workers: opts.Workers.backupWorkers()}
 	switch opts.Compression {
 	case "auto", "zstd", "lz4", "none":
 	default:
@@ -251,8 +265,9 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 			Groups      int     `json:"groups"`
 			PeakHeld    int64   `json:"peak_segment_bytes"`
 			Seconds     float64 `json:"seconds"`
+			Workers     string  `json:"workers_group,omitempty"`
 		}{"backup_done", m.ID, m.Parent, stats.Resumed, len(m.Topics), stats.Partitions, stats.Batches, stats.Records, stats.Bytes,
-			stats.Segments, stats.StoredBytes, stats.Gaps, stats.Groups, stats.PeakHeld, secs})
+			stats.Segments, stats.StoredBytes, stats.Gaps, stats.Groups, stats.PeakHeld, secs, opts.Workers.Group})
 	}
 	how := "backup"
 	switch {
@@ -260,6 +275,9 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 		how = "resumed backup"
 	case m.Parent != "":
 		how = "incremental backup (after " + m.Parent + ")"
+	}
+	if opts.Workers.Group != "" {
+		how += " shared by workers group " + opts.Workers.Group + ", of which this worker's part"
 	}
 	fmt.Fprintf(out, "%s %s: %d topics, %d partitions; this run: %d records in %d batches, %s, stored as %s in %d segments, %.1fs\n",
 		how, m.ID, len(m.Topics), stats.Partitions, stats.Records, stats.Batches, size(uint64(stats.Bytes)), size(uint64(stats.StoredBytes)), stats.Segments, secs)

@@ -105,28 +105,9 @@ func RepositoryRecords(ctx context.Context, st *storage.Store, topic string, p *
 	next := int64(-1) // every later record's offset must be at least this
 	for _, ref := range p.Segments {
 		where := fmt.Sprintf("crosscheck: %s/%d: segment %s", topic, p.Partition, ref.Key)
-		stored, err := st.Get(ctx, ref.Key)
+		set, err := segmentBatches(ctx, st, ref, d, where)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
-		}
-		idx, err := st.Get(ctx, repo.IndexKey(ref.Key))
-		if err != nil {
-			return nil, fmt.Errorf("%s: index: %w", where, err)
-		}
-		seg, err := repo.ParseIndex(idx)
-		if err != nil {
-			return nil, fmt.Errorf("%s: index: %w", where, err)
-		}
-		var set []byte
-		if err := seg.Batches(stored, d, func(_ repo.IndexEntry, b record.Batch) error {
-			set = append(set, b...)
-			return nil
-		}); err != nil {
-			var ce *repo.CorruptError
-			if errors.As(err, &ce) && ce.Batch >= 0 && ce.Batch < len(seg.Entries) {
-				where += fmt.Sprintf(", the batch at offset %d", seg.Entries[ce.Batch].BaseOffset)
-			}
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return nil, err
 		}
 		rp := kmsg.NewFetchResponseTopicPartition()
 		rp.Partition = p.Partition
@@ -152,6 +133,52 @@ func RepositoryRecords(ctx context.Context, st *storage.Store, topic string, p *
 		}
 	}
 	return out, nil
+}
+
+// RepositoryBatches returns the batches of partition p of topic, as the
+// repository holds them (after its framing is undone), concatenated in
+// offset order: two backups of the same data hold the same bytes, however
+// their segments are cut.
+func RepositoryBatches(ctx context.Context, st *storage.Store, topic string, p *repo.Partition) ([]byte, error) {
+	d := &record.Decompressor{}
+	var out []byte
+	for _, ref := range p.Segments {
+		set, err := segmentBatches(ctx, st, ref, d, fmt.Sprintf("crosscheck: %s/%d: segment %s", topic, p.Partition, ref.Key))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, set...)
+	}
+	return out, nil
+}
+
+// segmentBatches reads the segment ref names and returns its batches,
+// concatenated; where says which it is in errors.
+func segmentBatches(ctx context.Context, st *storage.Store, ref repo.SegmentRef, d *record.Decompressor, where string) ([]byte, error) {
+	stored, err := st.Get(ctx, ref.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	idx, err := st.Get(ctx, repo.IndexKey(ref.Key))
+	if err != nil {
+		return nil, fmt.Errorf("%s: index: %w", where, err)
+	}
+	seg, err := repo.ParseIndex(idx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: index: %w", where, err)
+	}
+	var set []byte
+	if err := seg.Batches(stored, d, func(_ repo.IndexEntry, b record.Batch) error {
+		set = append(set, b...)
+		return nil
+	}); err != nil {
+		var ce *repo.CorruptError
+		if errors.As(err, &ce) && ce.Batch >= 0 && ce.Batch < len(seg.Entries) {
+			where += fmt.Sprintf(", the batch at offset %d", seg.Entries[ce.Batch].BaseOffset)
+		}
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return set, nil
 }
 
 // Compare compares a partition's records from the repository (stored)

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ktape/ktape/internal/crosscheck"
+	"github.com/ktape/ktape/internal/kfaketest"
+	"github.com/ktape/ktape/internal/repotest"
+	"github.com/ktape/ktape/repo"
+	"github.com/ktape/ktape/storage"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// workersCluster is a cluster of 2 topics of 6 partitions, 20 batches
+// each, whose fetches return one batch per partition and take 15 ms: a
+// backup takes seconds, time for workers to come and go part-way.
+func workersCluster(t *testing.T) *kfaketest.Cluster {
+	t.Helper()
+	c := kfaketest.Start(t, kfaketest.Brokers(2), kfaketest.Topics(6, "orders", "audit"))
+	for _, topic := range []string{"orders", "audit"} {
+		for p := range int32(6) {
+			for b := range 20 {
+				var rs []*kgo.Record
+				for i := range 5 {
+					rs = append(rs, &kgo.Record{Key: fmt.Appendf(nil, "%s-%d-%d-%d", topic, p, b, i), Value: bytes.Repeat([]byte{byte(b)}, 100+i)})
+				}
+				c.Produce(t, topic, p, rs...)
+			}
+		}
+	}
+	k := c.Kfake()
+	k.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		k.KeepControl()
+		f := req.(*kmsg.FetchRequest)
+		f.MaxBytes = 1
+		for i := range f.Topics {
+			for j := range f.Topics[i].Partitions {
+				f.Topics[i].Partitions[j].PartitionMaxBytes = 1
+			}
+		}
+		time.Sleep(15 * time.Millisecond)
+		return nil, nil, false
+	})
+	return c
+}
+
+// worker is a `ktape backup --workers-group` process.
+type worker struct {
+	cmd         *exec.Cmd
+	out, errOut bytes.Buffer
+	done        chan error
+}
+
+func startWorker(t *testing.T, bin string, args ...string) *worker {
+	t.Helper()
+	w := &worker{cmd: exec.Command(bin, args...), done: make(chan error, 1)}
+	w.cmd.Stdout, w.cmd.Stderr = &w.out, &w.errOut
+	w.cmd.Env = cleanEnv()
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.done <- w.cmd.Wait() }()
+	t.Cleanup(func() {
+		w.cmd.Process.Kill()
+		<-w.done
+		w.done <- nil
+	})
+	return w
+}
+
+// cleanEnv is the environment without KTAPE_ settings.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "KTAPE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// result waits for the worker and returns its backup_done line.
+func (w *worker) result(t *testing.T) (id string, batches int64) {
+	t.Helper()
+	select {
+	case err := <-w.done:
+		w.done <- err
+		if err != nil {
+			t.Fatalf("worker: %v\n%s", err, w.errOut.String())
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("worker still running after 90 s:\n%s", w.errOut.String())
+	}
+	var done struct {
+		Backup  string `json:"backup"`
+		Batches int64  `json:"batches"`
+		Group   string `json:"workers_group"`
+	}
+	if err := json.Unmarshal(w.out.Bytes(), &done); err != nil || done.Group == "" {
+		t.Fatalf("worker output %q: %v", w.out.String(), err)
+	}
+	return done.Backup, done.Batches
+}
+
+// waitWorkerCheckpoints waits until the repository at dir holds n worker
+// checkpoints.
+func waitWorkerCheckpoints(t *testing.T, dir string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		files, _ := filepath.Glob(filepath.Join(dir, "checkpoints", "*", "workers", "*", "*.json"))
+		if len(files) >= n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no %d worker checkpoints in %s after 30 s", n, dir)
+}
+
+// singleBackup is a one-process backup of c, to compare with.
+func singleBackup(t *testing.T, bin string, c *kfaketest.Cluster) (*storage.Store, *repo.Manifest, int64) {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "backup", "--brokers", c.Addrs()[0], "--repo", dir, "--json", "--skip-groups")
+	cmd.Env = cleanEnv()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("single backup: %v", err)
+	}
+	var done struct {
+		Backup  string `json:"backup"`
+		Batches int64  `json:"batches"`
+	}
+	if err := json.Unmarshal(out, &done); err != nil {
+		t.Fatal(err)
+	}
+	st, m := openManifest(t, dir, done.Backup)
+	return st, m, done.Batches
+}
+
+func openManifest(t *testing.T, dir, id string) (*storage.Store, *repo.Manifest) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := storage.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r, err := repo.Open(ctx, st, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := r.Manifest(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, m
+}
+
+// sameBatches fails unless got holds every partition of want over the
+// same range with the same batches, byte for byte.
+func sameBatches(t *testing.T, stWant *storage.Store, want *repo.Manifest, stGot *storage.Store, got *repo.Manifest) {
+	t.Helper()
+	ctx := context.Background()
+	n := 0
+	for _, wt := range want.Topics {
+		gt := got.Topic(wt.Name)
+		if gt == nil {
+			t.Fatalf("topic %s missing", wt.Name)
+		}
+		for i := range wt.Partitions {
+			wp := &wt.Partitions[i]
+			gp := gt.Partition(wp.Partition)
+			if gp == nil || gp.From != wp.From || gp.To != wp.To {
+				t.Fatalf("%s/%d: %+v, want [%d, %d)", wt.Name, wp.Partition, gp, wp.From, wp.To)
+			}
+			wb, err := crosscheck.RepositoryBatches(ctx, stWant, wt.Name, wp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gb, err := crosscheck.RepositoryBatches(ctx, stGot, gt.Name, gp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(wb, gb) || len(wb) == 0 {
+				t.Errorf("%s/%d: %d bytes of batches, the single worker's %d: not byte for byte the same", wt.Name, wp.Partition, len(gb), len(wb))
+			}
+			n++
+		}
+	}
+	if n != 12 {
+		t.Fatalf("compared %d partitions, want 12", n)
+	}
+}
+
+func workerArgs(c *kfaketest.Cluster, dir, name string) []string {
+	return []string{"backup", "--brokers", c.Addrs()[0], "--repo", dir, "--json", "--skip-groups", "--workers-group", "nightly",
+		"--worker-name", name, "--checkpoint-interval", "200ms", "--worker-session-timeout", "6s", "--worker-rebalance-timeout", "20s"}
+}
+
+// Three worker processes share a backup; one is killed (SIGKILL) part-way.
+// The other two take over its partitions from its last checkpoint and
+// finish: both print the same backup, which holds every partition of the
+// one-process backup, byte for byte, and which franz-go reads as the broker
+// serves it.
+func TestWorkersKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ktape, runs processes")
+	}
+	bin := buildKtape(t)
+	c := workersCluster(t)
+	stOne, one, _ := singleBackup(t, bin, c)
+	dir := t.TempDir()
+	ws := []*worker{startWorker(t, bin, workerArgs(c, dir, "w0")...), startWorker(t, bin, workerArgs(c, dir, "w1")...), startWorker(t, bin, workerArgs(c, dir, "w2")...)}
+	waitWorkerCheckpoints(t, dir, 3)
+	if err := ws[1].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killedAt := time.Now()
+	id0, _ := ws[0].result(t)
+	id2, _ := ws[2].result(t)
+	t.Logf("the survivors finished %.1f s after the kill", time.Since(killedAt).Seconds())
+	if id0 != id2 {
+		t.Fatalf("the workers finished different backups: %s and %s", id0, id2)
+	}
+	if !strings.Contains(ws[0].errOut.String()+ws[2].errOut.String(), `"generation"`) {
+		t.Fatalf("no assignment logged:\n%s", ws[0].errOut.String())
+	}
+	st, m := openManifest(t, dir, id0)
+	sameBatches(t, stOne, one, st, m)
+	repotest.CheckAgainstBroker(t, c, st, m)
+}
+
+// Two worker processes share a backup and a third joins part-way:
+// partitions move to it (it backs up some), and the result is the
+// one-process backup, byte for byte, with every batch fetched exactly once
+// across the three.
+func TestWorkersJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ktape, runs processes")
+	}
+	bin := buildKtape(t)
+	c := workersCluster(t)
+	stOne, one, oneBatches := singleBackup(t, bin, c)
+	dir := t.TempDir()
+	ws := []*worker{startWorker(t, bin, workerArgs(c, dir, "w0")...), startWorker(t, bin, workerArgs(c, dir, "w1")...)}
+	waitWorkerCheckpoints(t, dir, 2)
+	ws = append(ws, startWorker(t, bin, workerArgs(c, dir, "w2")...))
+	var ids []string
+	var batches int64
+	for i, w := range ws {
+		id, n := w.result(t)
+		ids = append(ids, id)
+		batches += n
+		t.Logf("worker %d: %d batches", i, n)
+		if i == 2 && n == 0 {
+			t.Errorf("the worker that joined part-way backed up nothing:\n%s", w.errOut.String())
+		}
+	}
+	if ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Fatalf("the workers finished different backups: %v", ids)
+	}
+	if batches != oneBatches {
+		t.Errorf("the workers fetched %d batches into the backup, one process %d: some twice, or some missed", batches, oneBatches)
+	}
+	st, m := openManifest(t, dir, ids[0])
+	sameBatches(t, stOne, one, st, m)
+	repotest.CheckAgainstBroker(t, c, st, m)
+}
