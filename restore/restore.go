@@ -19,6 +19,10 @@
 // A partition map (Options.PartitionMap, pmap.go) restores a topic into
 // other partitions: explicitly, batches still sent as stored, or spread
 // over N partitions by key, records re-encoded (spread.go).
+//
+// A restore may be shared by several processes (parts.go): Prepare once
+// per process, RunPart for the target partitions each is given, Finish
+// once they are all complete. Run is the three in one process.
 package restore
 
 import (
