@@ -178,7 +178,7 @@ func TestRestoreInParts(t *testing.T) {
 }
 
 // Finish says which partitions are not complete, and only those; a part
-// run again skips what is complete.
+// run again skips what is complete; two Finish at once both succeed.
 func TestFinishIncomplete(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, kfaketest.Topics(4, "t"))
@@ -212,11 +212,24 @@ func TestFinishIncomplete(t *testing.T) {
 		t.Fatalf("a complete part run again: %+v", st)
 	}
 	runParts(t, e.dst, e.r, m, p.ID, half[1:], Options{})
-	if _, err := Finish(ctx, e.dc, e.r, m, p.ID, Options{}); err != nil {
-		t.Fatal(err)
+	// Two processes finish it at once (their done records differ in
+	// time: the first written stands), then one again.
+	var errs [2]error
+	var wg sync.WaitGroup
+	for i := range errs {
+		c := newClient(t, e.dst)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = Finish(ctx, c, e.r, m, p.ID, Options{})
+		}()
 	}
-	if _, err := Finish(ctx, e.dc, e.r, m, p.ID, Options{}); err != nil {
-		t.Fatalf("Finish twice: %v", err)
+	wg.Wait()
+	if err := errors.Join(errs[:]...); err != nil {
+		t.Fatalf("Finish at once: %v", err)
+	}
+	if st, err := Finish(ctx, e.dc, e.r, m, p.ID, Options{}); err != nil || !st.Complete {
+		t.Fatalf("Finish again: %+v, %v", st, err)
 	}
 	if got, want := committed(t, e.dst, "t"), committed(t, e.src, "t"); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("restored %v, want %v", got, want)
