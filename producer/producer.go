@@ -168,6 +168,8 @@ type Producer struct {
 	loops    map[int32]bool
 	buffered int64
 	closed   bool
+	// stopped: Stop was called; nothing more is sent (see Stop).
+	stopped bool
 	// Callbacks run in order on their own goroutine, never under mu, so
 	// that a Done may call SendBatch or Flush.
 	callbacks []func()
@@ -380,6 +382,9 @@ func (p *Producer) send(ctx context.Context, tp client.TopicPartition, batch rec
 	if p.closed {
 		return errors.New("producer: closed")
 	}
+	if p.stopped {
+		return errStopped
+	}
 	p.enqueueLocked(p.partitionLocked(tp), batch, done)
 	return nil
 }
@@ -462,6 +467,57 @@ func (p *Producer) Close() {
 }
 
 var errNotAcked = fmt.Errorf("%w before the batch was acknowledged", ErrClosed)
+
+var errStopped = fmt.Errorf("%w: stopped before the batch was sent", ErrClosed)
+
+// Stop stops sending, for a caller that hands its partitions over to
+// another producer (a restore worker whose partitions were given to
+// another process): it must know that nothing of its own is appended to
+// them any more once Stop returns. No request is written from now on;
+// the batches queued and not sent fail with ErrClosed at once, and Stop
+// waits until every request already written is answered, or its
+// connection has failed. A connection fails a request not answered
+// within its timeout (the produce timeout plus the client's request
+// timeout) by closing itself, so that wait is bounded; a batch whose
+// request fails is not sent again. What Stop cannot rule out is a broker
+// that read a request whose connection then broke and appends it a
+// moment later: the next writer waits for the end offsets to settle for
+// that.
+//
+// Stop returns ctx's error if it ends first, with requests still
+// unanswered. Close the producer after Stop; batches whose requests
+// failed are reported failed then.
+func (p *Producer) Stop(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { p.mu.Lock(); p.cond.Broadcast(); p.mu.Unlock() })
+	defer stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stopped = true
+	for _, part := range p.parts {
+		// queue[next:] were never sent (a partition that drains resends
+		// from next = 0 only once nothing is in flight, and a stopped
+		// producer takes none of them).
+		for _, pd := range part.queue[part.next:] {
+			p.finishLocked(pd, -1, errStopped)
+		}
+		clear(part.queue[part.next:])
+		part.queue = part.queue[:part.next]
+	}
+	p.cond.Broadcast()
+	for {
+		n := 0
+		for _, part := range p.parts {
+			n += part.sent
+		}
+		if n == 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("producer: stop: %d requests still unanswered: %w", n, err)
+		}
+		p.cond.Wait()
+	}
+}
 
 // supervise looks up leaders and starts one sender loop per leader.
 func (p *Producer) supervise() {
@@ -559,6 +615,9 @@ func (p *Producer) supervise() {
 // readyForPID lists the partitions waiting for a new producer id that have
 // nothing in flight. Caller holds p.mu.
 func (p *Producer) readyForPID() []*partition {
+	if p.stopped {
+		return nil
+	}
 	var out []*partition
 next:
 	for _, part := range p.parts {
@@ -603,6 +662,9 @@ func (p *Producer) resetProducerIDs(parts []*partition) {
 }
 
 func (p *Producer) needsLeaders() bool {
+	if p.stopped {
+		return false // nothing is sent any more
+	}
 	for _, part := range p.parts {
 		if (part.leader < 0 || part.needRefresh) && len(part.queue) > 0 {
 			return true
@@ -723,7 +785,10 @@ func (p *Producer) take(id int32) ([]sendItem, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for {
-		if p.closed {
+		if p.closed || p.stopped {
+			// The loop stays registered (p.loops), so that none is
+			// started again for this broker; its receiver still settles
+			// the requests in flight.
 			return nil, false
 		}
 		var items []sendItem

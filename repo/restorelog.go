@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ktape/ktape/storage"
@@ -24,6 +25,7 @@ import (
 //
 //	restores/<id>/start.json              RestoreStart, written before any record is produced
 //	restores/<id>/maps/<topic>/<p>.map    offset map of target partition p, one entry per batch
+//	restores/<id>/parts/<topic>/<p>.json  RestorePart: target partition p holds all of its records
 //	restores/<id>/done.json               RestoreDone, written last: the restore is complete
 //
 // Like backups, every object is created once and never overwritten.
@@ -79,6 +81,104 @@ type RestoredPartition struct {
 	// Map is the key of the partition's offset map, SHA256 its digest.
 	Map    string `json:"map"`
 	SHA256 string `json:"sha256"`
+}
+
+// RestorePart records that one target partition of a restore holds all
+// of its records: written once the partition's last batch is
+// acknowledged, its offset map stored and its end offset checked. A
+// restore run in pieces by several processes (each restoring some target
+// partitions) is finished from these records alone: the process that
+// finishes it reads neither the backup's data nor the offset maps. Its
+// contents follow from the restore and the target (no time, no host), so
+// two processes recording the same partition write the same bytes.
+type RestorePart struct {
+	ID        string `json:"id"`
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Start     int64  `json:"start"`
+	End       int64  `json:"end"`
+	Batches   int64  `json:"batches"`
+	// Map is the key of the partition's offset map, SHA256 its digest.
+	Map    string `json:"map"`
+	SHA256 string `json:"sha256"`
+	// Offsets are the committed offsets of the backup's consumer groups
+	// on the partition's source, each with its target offset, ascending;
+	// only for a partition restored from one source with its batches as
+	// they were (the others have no exact translation).
+	Offsets []TranslatedOffset `json:"offsets,omitempty"`
+}
+
+// TranslatedOffset is a committed source offset and its target offset.
+type TranslatedOffset struct {
+	Source int64 `json:"source"`
+	Target int64 `json:"target"`
+}
+
+// RestorePartKey is where the completion record of target partition
+// topic/p of restore id is stored.
+func RestorePartKey(id, topic string, p int32) string {
+	return restoreKey(id, "parts/"+topic+"/"+strconv.Itoa(int(p))+".json")
+}
+
+// PutRestorePart records that a target partition of a restore is
+// complete. The same record written again (a partition recorded by two
+// processes) is not an error; another one is.
+func (r *Repository) PutRestorePart(ctx context.Context, p *RestorePart) error {
+	if !restoreIDRe.MatchString(p.ID) {
+		return fmt.Errorf("repo: restore id %q is not 32 hex digits", p.ID)
+	}
+	if err := p.check(); err != nil {
+		return fmt.Errorf("repo: %s: %w", RestorePartKey(p.ID, p.Topic, p.Partition), err)
+	}
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	key := RestorePartKey(p.ID, p.Topic, p.Partition)
+	err = r.putMeta(ctx, key, b)
+	if errors.Is(err, storage.ErrConflict) {
+		err = fmt.Errorf("repo: %s exists with other contents: %w", key, err)
+	}
+	return err
+}
+
+// RestorePart reads the completion record of target partition topic/p of
+// restore id; nil when there is none (the partition is not complete).
+func (r *Repository) RestorePart(ctx context.Context, id, topic string, p int32) (*RestorePart, error) {
+	var rp RestorePart
+	name := "parts/" + topic + "/" + strconv.Itoa(int(p)) + ".json"
+	ok, err := r.getRestoreJSON(ctx, id, name, &rp)
+	if !ok || err != nil {
+		return nil, err
+	}
+	key := restoreKey(id, name)
+	if rp.ID != id || rp.Topic != topic || rp.Partition != p {
+		return nil, fmt.Errorf("repo: %s names partition %s/%d of restore %q", key, rp.Topic, rp.Partition, rp.ID)
+	}
+	if err := rp.check(); err != nil {
+		return nil, fmt.Errorf("repo: %s: %w", key, err)
+	}
+	return &rp, nil
+}
+
+// check refuses a record that contradicts itself.
+func (p *RestorePart) check() error {
+	switch {
+	case p.Start < 0 || p.End < p.Start:
+		return fmt.Errorf("offsets %d to %d out of order", p.Start, p.End)
+	case p.Batches < 0 || p.Batches > p.End-p.Start:
+		return fmt.Errorf("%d batches for %d records", p.Batches, p.End-p.Start)
+	case p.Map != OffsetMapKey(p.ID, p.Topic, p.Partition):
+		return fmt.Errorf("offset map %q is not the partition's (%s)", p.Map, OffsetMapKey(p.ID, p.Topic, p.Partition))
+	case len(p.SHA256) != 64 || strings.Trim(p.SHA256, "0123456789abcdef") != "":
+		return fmt.Errorf("sha256 %q is not 64 hex digits", p.SHA256)
+	}
+	for i, o := range p.Offsets {
+		if o.Target < p.Start || o.Target > p.End || i > 0 && o.Source <= p.Offsets[i-1].Source {
+			return fmt.Errorf("translated offset %d (%d -> %d) out of order or outside the partition's records [%d, %d]", i, o.Source, o.Target, p.Start, p.End)
+		}
+	}
+	return nil
 }
 
 var restoreIDRe = regexp.MustCompile(`^[0-9a-f]{32}$`)

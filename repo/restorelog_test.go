@@ -3,7 +3,10 @@ package repo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +175,107 @@ func FuzzParseOffsetMap(f *testing.F) {
 			t.Fatalf("re-encoded %x does not parse back the same: %v", m.Bytes(), err)
 		}
 	})
+}
+
+// A target partition's completion record: read back as written, in a
+// plain and an encrypted repository (where the stored object is sealed);
+// the same record written again is no error, another one is; a record
+// that contradicts itself is not written, and one stored with an unknown
+// or repeated field, a field name in another case, or naming another
+// partition than its key is refused, naming the key.
+func TestRestorePart(t *testing.T) {
+	ctx := context.Background()
+	id := "0123456789abcdef0123456789abcdef"
+	good := func() *RestorePart {
+		return &RestorePart{ID: id, Topic: "t.x", Partition: 3, Start: 5, End: 25, Batches: 2, Map: OffsetMapKey(id, "t.x", 3),
+			SHA256: strings.Repeat("ab", 32), Offsets: []TranslatedOffset{{Source: 0, Target: 5}, {Source: 40, Target: 25}}}
+	}
+	plainSt, err := storage.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := Open(ctx, plainSt, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cryptSt, _, _, sealed := cryptRepo(t)
+	for _, tc := range []struct {
+		name string
+		st   *storage.Store
+		r    *Repository
+	}{{"plain", plainSt, plain}, {"encrypted", cryptSt, sealed}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.r
+			if p, err := r.RestorePart(ctx, id, "t.x", 3); p != nil || err != nil {
+				t.Fatalf("a partition not complete: %v, %v", p, err)
+			}
+			if err := r.PutRestorePart(ctx, good()); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.PutRestorePart(ctx, good()); err != nil {
+				t.Fatalf("the same record again: %v", err)
+			}
+			other := good()
+			other.End = 26
+			if err := r.PutRestorePart(ctx, other); err == nil || !strings.Contains(err.Error(), "other contents") {
+				t.Fatalf("another record over the first: %v", err)
+			}
+			got, err := r.RestorePart(ctx, id, "t.x", 3)
+			if err != nil || !reflect.DeepEqual(got, good()) {
+				t.Fatalf("read back %+v, %v", got, err)
+			}
+			raw, err := tc.st.Get(ctx, RestorePartKey(id, "t.x", 3))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if isSealed := !bytes.Contains(raw, []byte(`"sha256"`)); isSealed != r.Encrypted() {
+				t.Fatalf("stored as %q", raw[:min(len(raw), 40)])
+			}
+		})
+	}
+	for _, bad := range []func(p *RestorePart){
+		func(p *RestorePart) { p.End = 4 },
+		func(p *RestorePart) { p.Batches = 21 },
+		func(p *RestorePart) { p.Map = OffsetMapKey(id, "t.x", 4) },
+		func(p *RestorePart) { p.SHA256 = "abc" },
+		func(p *RestorePart) { p.Offsets[1].Target = 26 },
+		func(p *RestorePart) { p.Offsets[1].Source = 0 },
+	} {
+		p := good()
+		p.Partition = 7
+		p.Map = OffsetMapKey(id, "t.x", 7)
+		bad(p)
+		if err := plain.PutRestorePart(ctx, p); err == nil || !strings.Contains(err.Error(), RestorePartKey(id, "t.x", 7)) {
+			t.Errorf("record %+v written: %v", p, err)
+		}
+	}
+	b, err := json.Marshal(good())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, doc := range []string{
+		string(b), // the control: read without error
+		strings.Replace(string(b), `"batches"`, `"extra":1,"batches"`, 1),
+		strings.Replace(string(b), `"batches"`, `"Batches"`, 1),
+		strings.Replace(string(b), `"batches":2`, `"batches":2,"batches":3`, 1),
+		strings.Replace(string(b), `"partition":3`, `"partition":4`, 1),
+	} {
+		topic := fmt.Sprint("u", i)
+		key := RestorePartKey(id, topic, 3)
+		doc = strings.Replace(doc, `"topic":"t.x"`, `"topic":"`+topic+`"`, 1)
+		doc = strings.Replace(doc, OffsetMapKey(id, "t.x", 3), OffsetMapKey(id, topic, 3), 1)
+		if err := plainSt.Create(ctx, key, []byte(doc)); err != nil {
+			t.Fatal(err)
+		}
+		p, err := plain.RestorePart(ctx, id, topic, 3)
+		if i == 0 {
+			if err != nil || p == nil {
+				t.Fatalf("%s: the control record: %v", key, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %s read as %+v, %v", key, doc, p, err)
+		}
+	}
 }

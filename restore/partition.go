@@ -113,6 +113,9 @@ func (e *engine) job(ctx context.Context, j *job) error {
 		}
 	}
 	for _, ps := range j.parts {
+		if !ps.active {
+			continue
+		}
 		if ps.walked < ps.done {
 			return fmt.Errorf("restore: %s holds %d records more than this restore writes into it: something else wrote there; restore elsewhere",
 				ps.dest, ps.done-ps.walked)
@@ -131,6 +134,9 @@ func (e *engine) job(ctx context.Context, j *job) error {
 // emit records pc in the offset map, translates the committed offsets it
 // covers, and sends it unless the target already holds it.
 func (e *engine) emit(ctx context.Context, ps *partState, pc *piece) error {
+	if !ps.active {
+		return nil // another run's partition, or one complete
+	}
 	base := ps.start + ps.walked
 	if err := ps.m.Add(repo.OffsetMapEntry{Source: pc.from, SourceFirst: pc.first, SourceLast: pc.last, TargetBase: base, Records: pc.records}); err != nil {
 		return fmt.Errorf("restore: %s (from %s): %w", ps.dest, ps.sources[pc.from].Source, err)
@@ -151,7 +157,7 @@ func (e *engine) emit(ctx context.Context, ps *partState, pc *piece) error {
 		return fmt.Errorf("restore: %s holds %d records of this restore, which ends inside the batch of source offsets %d-%d of %s: something else wrote there; restore elsewhere",
 			ps.dest, ps.done, pc.first, pc.last, ps.sources[pc.from].Source)
 	}
-	return e.send(ctx, ps.dest, ps.sources[pc.from].Source, pc)
+	return e.send(ctx, ps, ps.sources[pc.from].Source, pc)
 }
 
 // before counts the records of pc whose source offset is below c.
@@ -472,8 +478,10 @@ func (e *engine) inspect(b record.Batch, w window, r *record.Reader, rn *record.
 
 // send hands pc's batch to the producer, which holds the buffer it is in
 // until it is acknowledged. Its CRC was checked when it was read, or
-// computed when it was re-encoded.
-func (e *engine) send(ctx context.Context, dest, source client.TopicPartition, pc *piece) error {
+// computed when it was re-encoded. ps.acks counts it until it is
+// answered.
+func (e *engine) send(ctx context.Context, ps *partState, source client.TopicPartition, pc *piece) error {
+	dest := ps.dest
 	b := pc.batch
 	if err := e.limit.wait(ctx, len(b)); err != nil {
 		return err
@@ -483,11 +491,14 @@ func (e *engine) send(ctx context.Context, dest, source client.TopicPartition, p
 	if buf != nil {
 		buf.retain()
 	}
+	ps.acks.Add(1)
 	err := e.p.SendCheckedBatch(ctx, dest, b, func(_ int64, err error) {
+		defer ps.acks.Done()
 		if buf != nil {
 			buf.release()
 		}
 		if err != nil {
+			ps.failed.Store(true)
 			e.fail(fmt.Errorf("restore: %s (from %s): %w", dest, source, err))
 			return
 		}
@@ -496,8 +507,12 @@ func (e *engine) send(ctx context.Context, dest, source client.TopicPartition, p
 		e.bytes.Add(size)
 		e.obs.Restored(Event{Source: source, Dest: dest, Next: next, Batches: 1, Records: records, Bytes: size})
 	})
-	if err != nil && buf != nil {
-		buf.release() // not queued: done will not run
+	if err != nil {
+		ps.failed.Store(true)
+		ps.acks.Done() // not queued: done will not run
+		if buf != nil {
+			buf.release()
+		}
 	}
 	return err
 }

@@ -19,6 +19,10 @@
 // A partition map (Options.PartitionMap, pmap.go) restores a topic into
 // other partitions: explicitly, batches still sent as stored, or spread
 // over N partitions by key, records re-encoded (spread.go).
+//
+// A restore may be shared by several processes (parts.go): Prepare once
+// per process, RunPart for the target partitions each is given, Finish
+// once they are all complete. Run is the three in one process.
 package restore
 
 import (
@@ -35,6 +39,7 @@ import (
 
 	"github.com/ktape/ktape/client"
 	"github.com/ktape/ktape/producer"
+	"github.com/ktape/ktape/protocol"
 	"github.com/ktape/ktape/repo"
 )
 
@@ -99,8 +104,11 @@ type Stats struct {
 	Batches           int64 // produced
 	Records           int64
 	Bytes             int64
-	// AlreadyRestored are batches a resumed restore found in the target.
+	// AlreadyRestored are batches a resumed restore found in the target;
+	// AlreadyComplete the target partitions it found recorded complete
+	// (their batches are counted in AlreadyRestored), which it skipped.
 	AlreadyRestored int64
+	AlreadyComplete int
 	// Skipped batches: transaction markers, aborted transactions, and
 	// transactions with no marker in the backup (undecided when it was
 	// taken); batches wholly outside the point-in-time window.
@@ -207,143 +215,37 @@ func validTopic(name string) bool { return topicRe.MatchString(name) && name != 
 // the same restore again continue an interrupted one exactly where the
 // target's partitions end, or, when it finished, only commit the group
 // offsets again.
+//
+// Run is Prepare, RunPart of every target partition and Finish, in one
+// process: see those for a restore shared by several.
 func Run(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Manifest, opts Options) (Stats, error) {
 	var st Stats
-	if opts.Memory <= 0 {
-		opts.Memory = 256 << 20
-	}
-	if opts.Workers <= 0 {
-		opts.Workers = 4
-	}
-	if opts.Log == nil {
-		opts.Log = slog.Default()
-	}
-	targets, err := Plan(m, opts)
+	s, err := prepare(ctx, c, r, m, opts, &st)
 	if err != nil {
 		return st, err
 	}
-	st.Partitions = len(targets)
-	// A key that cannot read the data fails here, before any topic is
-	// created.
-	if err := r.CheckDataKey(ctx, m); err != nil {
-		return st, fmt.Errorf("restore: %w", err)
-	}
-	cluster, err := c.DescribeCluster(ctx)
-	if err != nil {
-		return st, fmt.Errorf("restore: describe the target cluster: %w", err)
-	}
-	// The topics first: the restore's id names them by their topic ids.
-	topicIDs, err := prepareTopics(ctx, c, targets, opts, &st)
-	if err != nil {
-		return st, err
-	}
-	st.ID = restoreID(m, cluster.ClusterID, targets, topicIDs)
-	jobs, parts := jobsOf(targets)
-	done, err := r.RestoreDone(ctx, st.ID)
-	if err != nil {
-		return st, fmt.Errorf("restore: %w", err)
-	}
-	if done != nil {
-		if err := checkDone(ctx, c, done, dests(targets)); err != nil {
+	if !st.Complete {
+		if st.Resumed {
+			s.opts.Log.Info("restore: resuming an interrupted restore", "restore", st.ID, "started", s.start.Started)
+		}
+		// A restore this call began was written by no one before: its
+		// end offsets need not settle.
+		if err := s.run(ctx, c, r, s.parts, st.Resumed, &st); err != nil {
 			return st, err
 		}
-		st.Complete = true
-		opts.Log.Info("restore: this restore already finished; nothing to produce", "restore", st.ID, "finished", done.Finished)
-		return st, commitGroups(ctx, c, done.Groups, m, targets, opts, &st)
 	}
-	start, err := r.RestoreStart(ctx, st.ID)
-	if err != nil {
-		return st, fmt.Errorf("restore: %w", err)
-	}
-	if start == nil {
-		if start, err = begin(ctx, c, r, m, st.ID, cluster.ClusterID, parts, opts); err != nil {
-			return st, err
-		}
-	} else {
-		st.Resumed = true
-		opts.Log.Info("restore: resuming an interrupted restore", "restore", st.ID, "started", start.Started)
-	}
-	if err := resumeFrom(ctx, c, start, parts, st.Resumed); err != nil {
-		return st, err
-	}
-
-	// Memory: read buffers, which hold the batches in flight too, get
-	// three quarters; the rest is for indexes, decompressors and batches
-	// re-encoded at the window's bounds. Batches queued in the producer
-	// are bounded to a quarter: enough to keep every partition's requests
-	// in flight, and more only fills memory (and costs page faults) while
-	// the broker is the bottleneck.
-	// Batches being built by key come out of the read buffers' share.
-	keyMem := keyBatchMemory(jobs, opts.Workers)
-	if keyMem > opts.Memory/2 {
-		return st, fmt.Errorf("restore: a memory budget of %d bytes is too small to spread records by key: the batches being built take %d bytes (%d KiB per target partition of the topics restored at once); give at least %d",
-			opts.Memory, keyMem, keyBatchBytes>>10, 2*keyMem)
-	}
-	p, err := producer.New(ctx, c, producer.Config{MaxBufferedBytes: opts.Memory / 4})
-	if err != nil {
-		return st, fmt.Errorf("restore: producer: %w", err)
-	}
-	defer p.Close()
-	e := &engine{r: r, p: p, log: opts.Log, pool: newBufPool(opts.Memory*3/4 - keyMem), limit: newLimiter(opts.RateLimit), groups: committedOffsets(m), obs: opts.Observer}
-	if e.obs == nil {
-		e.obs = nopObserver{}
-	}
-	for i := range targets {
-		t := &targets[i]
-		e.obs.Planned(PartitionPlan{Source: t.Source, Dest: t.Dest, From: t.Backup.From, To: t.Backup.To})
-	}
-	work := make(chan *job)
-	errs := make(chan error, opts.Workers)
-	var wg sync.WaitGroup
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range opts.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				if err := e.job(wctx, j); err != nil {
-					errs <- err
-					cancel()
-					return
-				}
-			}
-		}()
-	}
-feed:
-	for _, j := range jobs {
-		select {
-		case work <- j:
-		case <-wctx.Done():
-			break feed
-		}
-	}
-	close(work)
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
-		return e.stats(st), err
-	}
-	if err := ctx.Err(); err != nil {
-		return e.stats(st), err
-	}
-	if err := p.Flush(ctx); err != nil {
-		return e.stats(st), fmt.Errorf("restore: %w", err)
-	}
-	if err := e.sendErr(); err != nil {
-		return e.stats(st), err
-	}
-	st = e.stats(st)
-	if done, err = finish(ctx, c, r, st.ID, m, parts); err != nil {
-		return st, err
-	}
-	return st, commitGroups(ctx, c, done.Groups, m, targets, opts, &st)
+	return st, s.finish(ctx, c, r, &st)
 }
 
 // prepareTopics creates the target topics that do not exist, checks that
 // those that do have the partitions needed, and returns their topic ids
 // (zero where the cluster has none).
-func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts Options, st *Stats) (map[string][16]byte, error) {
+//
+// Without create, a missing topic is an error: a run of a part of a
+// restore, or its finish, creates nothing (Prepare did). A topic another
+// process created first (TOPIC_ALREADY_EXISTS) is taken as it is, its
+// partitions checked like any topic found.
+func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts Options, create bool, st *Stats) (map[string][16]byte, error) {
 	type topic struct {
 		need, create int32
 		hash         int32
@@ -368,7 +270,7 @@ func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts
 	if err != nil {
 		return nil, fmt.Errorf("restore: metadata: %w", err)
 	}
-	var create []client.TopicSpec
+	var toCreate []client.TopicSpec
 	for _, name := range names {
 		t := need[name]
 		if tm := md.Topics[name]; tm != nil && tm.Err == nil {
@@ -381,6 +283,9 @@ func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts
 			}
 			continue
 		}
+		if !create {
+			return nil, fmt.Errorf("restore: target topic %s does not exist: prepare the restore first (restore.Prepare creates it)", name)
+		}
 		if opts.NoCreateTopics {
 			return nil, fmt.Errorf("restore: topic %s does not exist (and creating topics is turned off)", name)
 		}
@@ -388,12 +293,17 @@ func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts
 		if rf <= 0 {
 			rf = int16(max(1, t.t.Topic.ReplicationFactor))
 		}
-		create = append(create, client.TopicSpec{Name: name, NumPartitions: t.create, ReplicationFactor: rf, Configs: t.t.Topic.Configs})
+		toCreate = append(toCreate, client.TopicSpec{Name: name, NumPartitions: t.create, ReplicationFactor: rf, Configs: t.t.Topic.Configs})
 	}
-	if len(create) > 0 {
-		res := c.CreateTopics(ctx, create)
-		for _, spec := range create {
-			if err := res[spec.Name]; err != nil {
+	if len(toCreate) > 0 {
+		res := c.CreateTopics(ctx, toCreate)
+		for _, spec := range toCreate {
+			err := res[spec.Name]
+			if ke := (*protocol.KafkaError)(nil); errors.As(err, &ke) && ke.Code == errTopicAlreadyExists {
+				opts.Log.Info("restore: topic created meanwhile by another process", "topic", spec.Name)
+				continue
+			}
+			if err != nil {
 				return nil, fmt.Errorf("restore: create topic %s (%d partitions, replication factor %d): %w", spec.Name, spec.NumPartitions, spec.ReplicationFactor, err)
 			}
 			st.TopicsCreated++
@@ -405,7 +315,15 @@ func prepareTopics(ctx context.Context, c *client.Client, targets []Target, opts
 	ids := map[string][16]byte{}
 	for attempt := 0; ; attempt++ {
 		for _, name := range names {
-			if tm := md.Topics[name]; tm != nil && tm.Err == nil && int32(len(tm.Partitions)) >= need[name].need {
+			tm := md.Topics[name]
+			if tm == nil || tm.Err != nil || len(tm.Partitions) == 0 {
+				continue
+			}
+			if int32(len(tm.Partitions)) < need[name].need && attempt >= 5 {
+				// created meanwhile by someone else, with fewer
+				return nil, fmt.Errorf("restore: topic %s has %d partitions; restoring %s needs %d", name, len(tm.Partitions), need[name].t.Source.Topic, need[name].need)
+			}
+			if int32(len(tm.Partitions)) >= need[name].need {
 				ids[name] = tm.ID
 			}
 		}

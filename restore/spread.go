@@ -72,7 +72,7 @@ func (e *engine) spreadJob(ctx context.Context, j *job) error {
 			kb.open = false
 			ps := j.parts[q]
 			pc := piece{first: kb.first, last: kb.last, records: int64(kb.b.NumRecords()), from: i}
-			if ps.walked+pc.records > ps.done { // not in the target yet: sent
+			if ps.active && ps.walked+pc.records > ps.done { // not in the target yet: sent
 				var err error
 				if _, pc.batch, err = kb.b.Finish(); err != nil {
 					return fmt.Errorf("restore: %s: build a batch for %s: %w", t.Source, ps.dest, err)

@@ -5,11 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ktape/ktape/client"
@@ -32,6 +33,14 @@ type partState struct {
 	// found already in the target), batches their batches.
 	walked, batches int64
 	m               *repo.OffsetMap
+	// active: this run restores the partition. A job spreading a topic by
+	// key walks every source for all the topic's partitions, and sends
+	// only to the active ones (the others are another run's, or done).
+	active bool
+	// acks counts the partition's batches sent and not yet answered;
+	// failed is set when one of them failed.
+	acks   sync.WaitGroup
+	failed atomic.Bool
 	// pending are the source's committed group offsets not yet
 	// translated, ascending; translated maps each to its target offset.
 	pending    []int64
@@ -112,28 +121,14 @@ func (ps *partState) sourceList() []repo.SourcePartition {
 	return out
 }
 
-// resumeFrom works out, for each target partition, how much of the
-// restore it already holds: its end offset now less its end offset when
-// the restore first started. The producer is idempotent and sends each
-// partition's batches in order, so what a killed restore left is a prefix
-// of what it was writing.
-func resumeFrom(ctx context.Context, c *client.Client, s *repo.RestoreStart, parts []*partState, resumed bool) error {
+// checkStart checks that the restore log's start record lists every
+// target partition of the plan with its sources, and sets each
+// partition's start offset from it.
+func checkStart(s *repo.RestoreStart, parts []*partState) error {
 	starts := map[client.TopicPartition]*repo.RestorePartition{}
 	for i := range s.Partitions {
 		p := &s.Partitions[i]
 		starts[client.TopicPartition{Topic: p.Topic, Partition: p.Partition}] = p
-	}
-	ds := make([]client.TopicPartition, len(parts))
-	for i, ps := range parts {
-		ds[i] = ps.dest
-	}
-	list := endOffsets
-	if resumed {
-		list = settledEnds
-	}
-	ends, err := list(ctx, c, ds)
-	if err != nil {
-		return err
 	}
 	for _, ps := range parts {
 		rp, ok := starts[ps.dest]
@@ -141,6 +136,34 @@ func resumeFrom(ctx context.Context, c *client.Client, s *repo.RestoreStart, par
 			return fmt.Errorf("restore: the log of restore %s does not list %s with its sources: it was not written by this version's plan", s.ID, ps.dest)
 		}
 		ps.start = rp.Start
+	}
+	return nil
+}
+
+// resumeFrom works out, for each target partition, how much of the
+// restore it already holds: its end offset now less its end offset when
+// the restore first started. The producer is idempotent and sends each
+// partition's batches in order, so what a killed restore left is a prefix
+// of what it was writing. With settled, the end offsets are read until
+// they stay the same (see settle): needed whenever another run may have
+// written the partitions before.
+func resumeFrom(ctx context.Context, c *client.Client, parts []*partState, settled bool) error {
+	if len(parts) == 0 {
+		return nil
+	}
+	ds := make([]client.TopicPartition, len(parts))
+	for i, ps := range parts {
+		ds[i] = ps.dest
+	}
+	list := endOffsets
+	if settled {
+		list = settledEnds
+	}
+	ends, err := list(ctx, c, ds)
+	if err != nil {
+		return err
+	}
+	for _, ps := range parts {
 		ps.done = ends[ps.dest] - ps.start
 		if ps.done < 0 {
 			return fmt.Errorf("restore: %s ends at offset %d, before where this restore started writing it (%d): the topic was deleted or truncated since; restore elsewhere", ps.dest, ends[ps.dest], ps.start)
@@ -210,43 +233,6 @@ func checkDone(ctx context.Context, c *client.Client, d *repo.RestoreDone, dests
 		}
 	}
 	return nil
-}
-
-// finish checks that every target partition ends exactly where the
-// restore's records do, stores the offset maps, translates the group
-// offsets and records the restore as done.
-func finish(ctx context.Context, c *client.Client, r *repo.Repository, id string, m *repo.Manifest, parts []*partState) (*repo.RestoreDone, error) {
-	ds := make([]client.TopicPartition, len(parts))
-	for i, ps := range parts {
-		ds[i] = ps.dest
-	}
-	ends, err := endOffsets(ctx, c, ds)
-	if err != nil {
-		return nil, err
-	}
-	d := &repo.RestoreDone{ID: id, Finished: time.Now().UTC().Truncate(time.Millisecond)}
-	var wrong []error
-	for _, ps := range parts {
-		want := ps.start + ps.walked
-		if got := ends[ps.dest]; got != want {
-			wrong = append(wrong, fmt.Errorf("%s ends at offset %d, but the restore's records end at %d", ps.dest, got, want))
-			continue
-		}
-		key, sum, err := r.PutOffsetMap(ctx, id, ps.dest.Topic, ps.dest.Partition, ps.m)
-		if err != nil {
-			return nil, fmt.Errorf("restore: store the offset map of %s: %w", ps.dest, err)
-		}
-		d.Partitions = append(d.Partitions, repo.RestoredPartition{Topic: ps.dest.Topic, Partition: ps.dest.Partition,
-			Start: ps.start, End: want, Batches: ps.batches, Map: key, SHA256: sum})
-	}
-	if len(wrong) > 0 {
-		return nil, fmt.Errorf("restore: something else wrote into the target while restoring, so the restore is not recorded as done: %w", errors.Join(wrong...))
-	}
-	d.Groups = translateGroups(m, parts)
-	if err := r.PutRestoreDone(ctx, d); err != nil {
-		return nil, fmt.Errorf("restore: record the end: %w", err)
-	}
-	return d, nil
 }
 
 // committedOffsets are the backup's committed offsets by source
