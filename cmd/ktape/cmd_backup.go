@@ -63,7 +63,7 @@ func (o *BackupOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.EncryptTo, "encrypt-to", nil, "create the repository encrypted to this age public key (age1…; repeatable); needs --identity-file, the writer's own key")
 	fs.StringVar(&o.EncryptToFile, "encrypt-to-file", "", "`FILE` of age public keys, one per line, to create the repository encrypted to")
 	markPath(fs, "encrypt-to-file")
-	o.Workers.AddFlags(fs, "backup")
+	o.Workers.AddFlags(fs, "backup", true)
 }
 
 func newBackupCommand(gopts *GlobalOptions) *cobra.Command {

@@ -41,6 +41,7 @@ type RestoreOptions struct {
 	RateLimit         int64
 	MetricsAddr       string
 	ProgressInterval  time.Duration
+	Workers           WorkersOptions
 }
 
 // AddFlags registers the restore command's flags on fs.
@@ -66,6 +67,7 @@ func (o *RestoreOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.Var(newSizeValue(&o.RateLimit, 0), "rate-limit", "produce at most this many batch bytes per second: bytes, or with a unit (50MiB); 0 for no limit")
 	fs.StringVar(&o.MetricsAddr, "metrics-addr", "", "serve Prometheus metrics (ktape_restore_*) at http://HOST:PORT/metrics while the restore runs")
 	fs.DurationVar(&o.ProgressInterval, "progress-interval", 30*time.Second, "how often progress is logged when standard error is not a terminal (0: never)")
+	o.Workers.AddFlags(fs, "restore", false)
 }
 
 func newRestoreCommand(gopts *GlobalOptions) *cobra.Command {
@@ -111,6 +113,14 @@ finished and it only commits group offsets again.
 Progress shows as bars on a terminal, otherwise as a log line every
 --progress-interval; --metrics-addr serves Prometheus metrics.
 
+With --workers-group, several processes share the restore: each restores
+the target partitions Kafka's group protocol assigns it, with the same
+exactly-once resume per partition; partitions of a worker that stops or
+dies move to the others, which continue where the target holds them. The
+worker that finds every partition restored records the restore as done and
+commits the group offsets; every worker exits 0 then. Start every worker
+with the same backup and options.
+
 With --json, one "restore_done" object with the totals (or, with --dry-run,
 one "restore_plan" object).
 
@@ -135,6 +145,9 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 	}
 	if opts.ReplicationFactor < 0 || opts.ReplicationFactor > 32767 {
 		return usageError{fmt.Errorf("%s %d: 1 to 32767, or 0 for the source's", gopts.Sources.of("replication-factor"), opts.ReplicationFactor)}
+	}
+	if err := opts.Workers.check(gopts); err != nil {
+		return err
 	}
 	if opts.ProgressInterval < 0 {
 		return usageError{fmt.Errorf("%s %s: 0 or more", gopts.Sources.of("progress-interval"), opts.ProgressInterval)}
@@ -224,7 +237,12 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 		ro.Log.Info("serving metrics", "url", "http://"+addr+"/metrics")
 	}
 	start := time.Now()
-	stats, err := restore.Run(ctx, c, r, m, ro)
+	var stats restore.Stats
+	if opts.Workers.Group != "" {
+		stats, err = restore.RunWorkers(ctx, c, r, m, ro, opts.Workers.restoreWorkers())
+	} else {
+		stats, err = restore.Run(ctx, c, r, m, ro)
+	}
 	if err != nil {
 		return err
 	}
@@ -253,9 +271,10 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 			Groups          []string `json:"groups_committed"`
 			NotTranslated   []string `json:"groups_not_translated"`
 			Seconds         float64  `json:"seconds"`
+			Workers         string   `json:"workers_group,omitempty"`
 		}{"restore_done", m.ID, stats.ID, stats.Resumed, stats.Complete, stats.Partitions, stats.TopicsCreated, stats.Batches, stats.Records, stats.Bytes,
 			stats.AlreadyRestored, stats.Markers, stats.Aborted, stats.Undecided, stats.Outside, stats.Filtered, stats.Renumbered, stats.Repartitioned,
-			stats.Converted, stats.GroupsCommitted, stats.GroupsNotTranslated, secs})
+			stats.Converted, stats.GroupsCommitted, stats.GroupsNotTranslated, secs, opts.Workers.Group})
 	}
 	if stats.Complete {
 		fmt.Fprintf(out, "restore %s of backup %s had already finished; nothing produced", stats.ID, m.ID)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ktape/ktape/backup"
 	"github.com/ktape/ktape/repo"
+	"github.com/ktape/ktape/restore"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -24,10 +25,13 @@ type WorkersOptions struct {
 }
 
 // AddFlags registers the workers flags on fs; what is the command's word
-// for the work (backup, restore).
-func (o *WorkersOptions) AddFlags(fs *pflag.FlagSet, what string) {
+// for the work (backup, restore); named adds --worker-name, for a command
+// whose workers write under their names in the repository.
+func (o *WorkersOptions) AddFlags(fs *pflag.FlagSet, what string, named bool) {
 	fs.StringVar(&o.Group, "workers-group", "", "share the "+what+" with every process started with this group `NAME`: Kafka's group protocol splits the partitions between them")
-	fs.StringVar(&o.Name, "worker-name", "", "this worker's name in the repository, unique in its group (default HOST-PID-RANDOM)")
+	if named {
+		fs.StringVar(&o.Name, "worker-name", "", "this worker's name in the repository, unique in its group (default HOST-PID-RANDOM)")
+	}
 	fs.StringVar(&o.InstanceID, "worker-instance-id", "", "a static group member id (group.instance.id): a worker restarted within the session timeout keeps its partitions without a rebalance")
 	fs.DurationVar(&o.SessionTimeout, "worker-session-timeout", 30*time.Second, "how long the group waits for a silent worker before giving its partitions to others")
 	fs.DurationVar(&o.RebalanceTimeout, "worker-rebalance-timeout", time.Minute, "how long workers have to checkpoint and rejoin when partitions move")
@@ -51,6 +55,11 @@ func (o *WorkersOptions) check(gopts GlobalOptions) error {
 		return usageError{fmt.Errorf("%s and %s must be positive", gopts.Sources.of("worker-session-timeout"), gopts.Sources.of("worker-rebalance-timeout"))}
 	}
 	return nil
+}
+
+// restoreWorkers is what restore.RunWorkers takes.
+func (o *WorkersOptions) restoreWorkers() restore.Workers {
+	return restore.Workers{Group: o.Group, InstanceID: o.InstanceID, SessionTimeout: o.SessionTimeout, RebalanceTimeout: o.RebalanceTimeout}
 }
 
 // backupWorkers is what backup.Options.Workers takes; nil without a group.

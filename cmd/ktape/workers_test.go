@@ -22,23 +22,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// workersCluster is a cluster of 2 topics of 6 partitions, 20 batches
-// each, whose fetches return one batch per partition and take 15 ms: a
-// backup takes seconds, time for workers to come and go part-way.
+// workersCluster is workersData's cluster, whose fetches return one
+// batch per partition and take 15 ms: a backup takes seconds, time for
+// workers to come and go part-way.
 func workersCluster(t *testing.T) *kfaketest.Cluster {
 	t.Helper()
-	c := kfaketest.Start(t, kfaketest.Brokers(2), kfaketest.Topics(6, "orders", "audit"))
-	for _, topic := range []string{"orders", "audit"} {
-		for p := range int32(6) {
-			for b := range 20 {
-				var rs []*kgo.Record
-				for i := range 5 {
-					rs = append(rs, &kgo.Record{Key: fmt.Appendf(nil, "%s-%d-%d-%d", topic, p, b, i), Value: bytes.Repeat([]byte{byte(b)}, 100+i)})
-				}
-				c.Produce(t, topic, p, rs...)
-			}
-		}
-	}
+	c := workersData(t)
 	k := c.Kfake()
 	k.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		k.KeepControl()
@@ -55,7 +44,26 @@ func workersCluster(t *testing.T) *kfaketest.Cluster {
 	return c
 }
 
-// worker is a `ktape backup --workers-group` process.
+// workersData is a cluster of 2 topics of 6 partitions, 20 batches of 5
+// records each.
+func workersData(t *testing.T) *kfaketest.Cluster {
+	t.Helper()
+	c := kfaketest.Start(t, kfaketest.Brokers(2), kfaketest.Topics(6, "orders", "audit"))
+	for _, topic := range []string{"orders", "audit"} {
+		for p := range int32(6) {
+			for b := range 20 {
+				var rs []*kgo.Record
+				for i := range 5 {
+					rs = append(rs, &kgo.Record{Key: fmt.Appendf(nil, "%s-%d-%d-%d", topic, p, b, i), Value: bytes.Repeat([]byte{byte(b)}, 100+i)})
+				}
+				c.Produce(t, topic, p, rs...)
+			}
+		}
+	}
+	return c
+}
+
+// worker is a ktape process started with --workers-group.
 type worker struct {
 	cmd         *exec.Cmd
 	out, errOut bytes.Buffer
@@ -277,4 +285,93 @@ func TestWorkersJoin(t *testing.T) {
 	st, m := openManifest(t, dir, ids[0])
 	sameBatches(t, stOne, one, st, m)
 	repotest.CheckAgainstBroker(t, c, st, m)
+}
+
+// Three `ktape restore --workers-group` processes restore a backup into a
+// cluster: it then holds, record by record as franz-go reads them, what a
+// one-process restore writes into another, each of the three sent some of
+// it, and every batch was sent once across them.
+func TestWorkersRestore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ktape, runs processes")
+	}
+	bin := buildKtape(t)
+	src := workersData(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "backup", "--brokers", src.Addrs()[0], "--repo", dir, "--json", "--skip-groups")
+	cmd.Env = cleanEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	one, many := kfaketest.Start(t), kfaketest.Start(t)
+	cmd = exec.Command(bin, "restore", "--brokers", one.Addrs()[0], "--repo", dir, "--json")
+	cmd.Env = cleanEnv()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("one-process restore: %v", err)
+	}
+	var single struct {
+		Batches int64 `json:"batches"`
+	}
+	if err := json.Unmarshal(out, &single); err != nil || single.Batches == 0 {
+		t.Fatalf("restore --json %q: %v", out, err)
+	}
+	// The workers' target answers each produce request after 30 ms, so
+	// that the restore lasts long enough for all three to share it.
+	k := many.Kfake()
+	k.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		k.KeepControl()
+		time.Sleep(30 * time.Millisecond)
+		return nil, nil, false
+	})
+	var ws []*worker
+	for range 3 {
+		ws = append(ws, startWorker(t, bin, "restore", "--brokers", many.Addrs()[0], "--repo", dir, "--json", "--workers-group", "restorers",
+			"--worker-session-timeout", "6s", "--worker-rebalance-timeout", "20s"))
+	}
+	var batches int64
+	var ids []string
+	for i, w := range ws {
+		select {
+		case err := <-w.done:
+			w.done <- err
+			if err != nil {
+				t.Fatalf("restore worker %d: %v\n%s", i, err, w.errOut.String())
+			}
+		case <-time.After(90 * time.Second):
+			t.Fatalf("restore worker %d still running after 90 s:\n%s", i, w.errOut.String())
+		}
+		var done struct {
+			Restore string `json:"restore"`
+			Batches int64  `json:"batches"`
+			Group   string `json:"workers_group"`
+		}
+		if err := json.Unmarshal(w.out.Bytes(), &done); err != nil || done.Group != "restorers" {
+			t.Fatalf("restore worker %d printed %q: %v", i, w.out.String(), err)
+		}
+		batches += done.Batches
+		ids = append(ids, done.Restore)
+		t.Logf("restore worker %d: %d batches", i, done.Batches)
+		if done.Batches == 0 {
+			t.Errorf("restore worker %d restored nothing: the restore was not shared", i)
+		}
+	}
+	if ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Fatalf("the workers ran different restores: %v", ids)
+	}
+	if batches != single.Batches {
+		t.Errorf("the workers sent %d batches, one process %d", batches, single.Batches)
+	}
+	for _, topic := range []string{"orders", "audit"} {
+		want, got := one.ConsumeAll(t, topic), many.ConsumeAll(t, topic)
+		if len(want) != 6*20*5 || len(got) != len(want) {
+			t.Fatalf("%s: %d records restored by the workers, %d by one process", topic, len(got), len(want))
+		}
+		for i := range want {
+			w, g := want[i], got[i]
+			if g.Partition != w.Partition || g.Offset != w.Offset || !bytes.Equal(g.Key, w.Key) || !bytes.Equal(g.Value, w.Value) || !g.Timestamp.Equal(w.Timestamp) {
+				t.Fatalf("%s record %d: %d/%d %q, one process restored %d/%d %q", topic, i, g.Partition, g.Offset, g.Key, w.Partition, w.Offset, w.Key)
+			}
+		}
+	}
 }

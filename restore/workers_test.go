@@ -1,0 +1,88 @@
+package restore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ktape/ktape/client"
+	"github.com/ktape/ktape/internal/kfaketest"
+)
+
+// Three workers of one group share a restore: together they write what
+// one Run writes, record by record (read by franz-go), every batch sent
+// once across them, and the group offsets are committed as one Run
+// commits them.
+func TestRestoreWorkers(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := newEnv(t, kfaketest.Topics(6, "orders"), kfaketest.Topics(3, "pay"))
+	for b := range 18 {
+		e.src.Produce(t, "orders", int32(b%6), records(fmt.Sprint("o", b), 12)...)
+		e.src.Produce(t, "pay", int32(b%3), records(fmt.Sprint("p", b), 5)...)
+	}
+	if _, err := e.sc.CommitGroupOffsets(ctx, "g1", map[client.TopicPartition]client.GroupOffset{
+		{Topic: "orders", Partition: 0}: {Offset: 20, LeaderEpoch: -1}, {Topic: "pay", Partition: 2}: {Offset: 7, LeaderEpoch: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	m := e.backup(t)
+	opts := Options{Groups: true}
+	ref := kfaketest.Start(t)
+	one, err := Run(ctx, newClient(t, ref), e.r, m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var wg sync.WaitGroup
+	stats := make([]Stats, 3)
+	errs := make([]error, 3)
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stats[i], errs[i] = RunWorkers(ctx, newClient(t, e.dst), e.r, m, opts, Workers{Group: "restorers", Poll: 100 * time.Millisecond,
+				SessionTimeout: 6 * time.Second, RebalanceTimeout: 10 * time.Second, HeartbeatInterval: 200 * time.Millisecond})
+		}()
+	}
+	wg.Wait()
+	var batches int64
+	var committed []string
+	for i := range 3 {
+		if errs[i] != nil {
+			t.Fatalf("worker %d: %v", i, errs[i])
+		}
+		if stats[i].ID != stats[0].ID {
+			t.Fatalf("worker %d restored %s, worker 0 %s", i, stats[i].ID, stats[0].ID)
+		}
+		batches += stats[i].Batches
+		committed = append(committed, stats[i].GroupsCommitted...)
+		t.Logf("worker %d: %d partitions, %d batches, %d already restored", i, stats[i].Partitions, stats[i].Batches, stats[i].AlreadyRestored)
+	}
+	if batches != one.Batches {
+		t.Errorf("the workers sent %d batches, one Run %d", batches, one.Batches)
+	}
+	if !slices.Contains(committed, "g1") {
+		t.Errorf("no worker committed group g1: %v", committed)
+	}
+	sameTopic(t, ref, e.dst, "orders")
+	sameTopic(t, ref, e.dst, "pay")
+	want, err := newClient(t, ref).FetchGroupOffsets(ctx, []string{"g1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.dc.FetchGroupOffsets(ctx, []string{"g1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want["g1"]) != 2 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("group offsets %v, one Run committed %v", got, want)
+	}
+	// Workers started again find the restore done.
+	st, err := RunWorkers(ctx, newClient(t, e.dst), e.r, m, opts, Workers{Group: "restorers"})
+	if err != nil || !st.Complete || st.Batches != 0 {
+		t.Fatalf("a worker after the end: %+v, %v", st, err)
+	}
+}
