@@ -695,3 +695,65 @@ func TestGroupConfig(t *testing.T) {
 		t.Fatalf("defaults: %+v %v", m.cfg, err)
 	}
 }
+
+// TestGroupSlowPlan: a leader whose Plan takes twice the session timeout
+// still completes the generation: members heartbeat while they wait in
+// SyncGroup and while the leader plans, so the coordinator does not
+// expire them.
+func TestGroupSlowPlan(t *testing.T) {
+	kc := startGroupCluster(t)
+	cl := newAdminClient(t, kc)
+	ctx := groupCtx(t)
+	slow := func(c *GroupConfig) {
+		plan := c.Plan
+		c.Plan = func(ctx context.Context) ([]TopicPartition, []byte, error) {
+			time.Sleep(2 * testSession)
+			return plan(ctx)
+		}
+	}
+	a := newWorker(t, cl, "a", "g", slow).start(ctx)
+	settle(t, groupItems, a)
+	b := newWorker(t, cl, "b", "g", slow).start(ctx)
+	got, _ := settle(t, groupItems, a, b)
+	checkShares(t, got, "g")
+	for _, w := range []*worker{a, b} {
+		_, r, _ := w.snapshot()
+		for _, err := range r {
+			if !errors.Is(err, ErrRebalance) {
+				t.Errorf("%s: revoked with %v", w.name, err)
+			}
+		}
+	}
+	if got["a"].Generation != 2 {
+		t.Errorf("generation %d, want 2: members were expired while the leader planned", got["a"].Generation)
+	}
+}
+
+// TestGroupStaticFenced: two processes with the same InstanceID at once:
+// the second takes the first's place; the first is told
+// FENCED_INSTANCE_ID, gives up its items, and refuses to join again
+// (joining would fence the second in turn, back and forth).
+func TestGroupStaticFenced(t *testing.T) {
+	kc := startGroupCluster(t)
+	cl := newAdminClient(t, kc)
+	ctx := groupCtx(t)
+	static := func(c *GroupConfig) { c.InstanceID = "dup" }
+	a := newWorker(t, cl, "a", "g").start(ctx)
+	s1 := newWorker(t, cl, "s", "g", static).start(ctx)
+	got, _ := settle(t, groupItems, a, s1)
+	s2 := newWorker(t, cl, "s", "g", static).start(ctx)
+	select {
+	case <-s1.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the fenced member is still running")
+	}
+	_, r, joinErr := s1.snapshot()
+	if !errors.Is(r[len(r)-1], errFencedInstanceID) || !errors.Is(joinErr, errFencedInstanceID) ||
+		!strings.Contains(joinErr.Error(), `instance id "dup"`) {
+		t.Fatalf("fenced member: revoked with %v, join error %v", r[len(r)-1], joinErr)
+	}
+	got2, _ := settle(t, groupItems, a, s2)
+	if !slices.Equal(got["s"].Items, got2["s"].Items) {
+		t.Errorf("s1 had %v; s2 got %v", got["s"].Items, got2["s"].Items)
+	}
+}
