@@ -757,6 +757,7 @@ func (m *GroupMember) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.revokeLocked(ErrGroupMemberClosed)
+	m.revokedErr = ErrGroupMemberClosed // whatever ended the last assignment, the member is closed now
 	for _, c := range []*Conn{m.joinConn, m.hbConn} {
 		if c != nil {
 			c.Close()
