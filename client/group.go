@@ -38,7 +38,9 @@ type GroupConfig struct {
 	// Plan runs on the member the coordinator chose as leader, once per
 	// generation, before it assigns: it returns the work items to share
 	// and opaque bytes given to every member with its assignment (ktape
-	// puts the id of the run the workers share there).
+	// puts the id of the run the workers share there). Members heartbeat
+	// meanwhile; Plan must end within RebalanceTimeout, after which Kafka
+	// gives up on the members waiting for the assignment.
 	Plan func(ctx context.Context) (items []TopicPartition, shared []byte, err error)
 	Log  *slog.Logger
 }
@@ -137,7 +139,8 @@ func (c *Client) NewGroupMember(cfg GroupConfig) (*GroupMember, error) {
 	return m, nil
 }
 
-// Revoked is closed when the assignment Join returned ends: the
+// Revoked is closed when the assignment Join returned ends (and from the
+// time Join starts until it returns a new one): the
 // coordinator started a rebalance (REBALANCE_IN_PROGRESS on a heartbeat),
 // the membership was lost (UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION,
 // FENCED_INSTANCE_ID), or no heartbeat succeeded for a session timeout:
@@ -310,6 +313,16 @@ func (m *GroupMember) joinOnce(ctx context.Context) (a Assignment, again bool, e
 	m.memberID = memberID
 	m.generation = gen
 	m.mu.Unlock()
+	// The coordinator now expects heartbeats: while the leader plans and
+	// everyone waits in SyncGroup, a member that sends none for a session
+	// timeout is expired, and the rebalance starts over.
+	hbCtx, hbStop := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		m.heartbeat(hbCtx, gen, memberID)
+	}()
+	defer func() { hbStop(); <-hbDone }()
 
 	// The leader plans and assigns, unless the coordinator says the
 	// assignment stands (KIP-814: a static leader replaced itself).
@@ -744,6 +757,7 @@ func (m *GroupMember) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.revokeLocked(ErrGroupMemberClosed)
+	m.revokedErr = ErrGroupMemberClosed // whatever ended the last assignment, the member is closed now
 	for _, c := range []*Conn{m.joinConn, m.hbConn} {
 		if c != nil {
 			c.Close()

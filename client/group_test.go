@@ -695,3 +695,142 @@ func TestGroupConfig(t *testing.T) {
 		t.Fatalf("defaults: %+v %v", m.cfg, err)
 	}
 }
+
+// TestGroupSlowPlan: a leader whose Plan takes twice the session timeout
+// still completes the generation: members heartbeat while they wait in
+// SyncGroup and while the leader plans, so the coordinator does not
+// expire them.
+func TestGroupSlowPlan(t *testing.T) {
+	kc := startGroupCluster(t)
+	cl := newAdminClient(t, kc)
+	ctx := groupCtx(t)
+	slow := func(c *GroupConfig) {
+		plan := c.Plan
+		c.Plan = func(ctx context.Context) ([]TopicPartition, []byte, error) {
+			time.Sleep(2 * testSession)
+			return plan(ctx)
+		}
+	}
+	a := newWorker(t, cl, "a", "g", slow).start(ctx)
+	settle(t, groupItems, a)
+	b := newWorker(t, cl, "b", "g", slow).start(ctx)
+	got, _ := settle(t, groupItems, a, b)
+	checkShares(t, got, "g")
+	for _, w := range []*worker{a, b} {
+		_, r, _ := w.snapshot()
+		for _, err := range r {
+			if !errors.Is(err, ErrRebalance) {
+				t.Errorf("%s: revoked with %v", w.name, err)
+			}
+		}
+	}
+	if got["a"].Generation != 2 {
+		t.Errorf("generation %d, want 2: members were expired while the leader planned", got["a"].Generation)
+	}
+}
+
+// TestGroupStaticFenced: two processes with the same InstanceID at once:
+// the second takes the first's place; the first is told
+// FENCED_INSTANCE_ID, gives up its items, and refuses to join again
+// (joining would fence the second in turn, back and forth).
+func TestGroupStaticFenced(t *testing.T) {
+	kc := startGroupCluster(t)
+	cl := newAdminClient(t, kc)
+	ctx := groupCtx(t)
+	static := func(c *GroupConfig) { c.InstanceID = "dup" }
+	a := newWorker(t, cl, "a", "g").start(ctx)
+	s1 := newWorker(t, cl, "s", "g", static).start(ctx)
+	got, _ := settle(t, groupItems, a, s1)
+	s2 := newWorker(t, cl, "s", "g", static).start(ctx)
+	select {
+	case <-s1.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the fenced member is still running")
+	}
+	_, r, joinErr := s1.snapshot()
+	if !errors.Is(r[len(r)-1], errFencedInstanceID) || !errors.Is(joinErr, errFencedInstanceID) ||
+		!strings.Contains(joinErr.Error(), `instance id "dup"`) {
+		t.Fatalf("fenced member: revoked with %v, join error %v", r[len(r)-1], joinErr)
+	}
+	got2, _ := settle(t, groupItems, a, s2)
+	if !slices.Equal(got["s"].Items, got2["s"].Items) {
+		t.Errorf("s1 had %v; s2 got %v", got["s"].Items, got2["s"].Items)
+	}
+}
+
+// TestGroupSlowRejoin: a revoked member has the rebalance timeout, not
+// the session timeout, to save its progress and rejoin: it heartbeats
+// meanwhile, so it stays the same member and keeps its claims.
+func TestGroupSlowRejoin(t *testing.T) {
+	kc := startGroupCluster(t)
+	cl := newAdminClient(t, kc)
+	ctx := groupCtx(t)
+	a := newWorker(t, cl, "a", "g")
+	first, err := a.m.Join(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newWorker(t, cl, "b", "g").start(ctx)
+	select {
+	case <-a.m.Revoked():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a was not revoked when b joined")
+	}
+	time.Sleep(2 * testSession) // saving progress, slowly
+	second, err := a.m.Join(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.MemberID != first.MemberID || second.Generation != first.Generation+1 {
+		t.Errorf("a rejoined as %s in generation %d; was %s in %d: it was expired meanwhile",
+			second.MemberID, second.Generation, first.MemberID, first.Generation)
+	}
+	if len(second.Items) != 6 || !subset(second.Items, first.Items) {
+		t.Errorf("a had %v, now %v", first.Items, second.Items)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		cur, _, _ := b.snapshot()
+		if cur != nil && cur.Generation == second.Generation && len(cur.Items) == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b: %+v", cur)
+		}
+	}
+}
+
+// TestGroupCloseDuringJoin: Close interrupts a Join the coordinator is
+// holding (here for a member that does not rejoin), at once.
+func TestGroupCloseDuringJoin(t *testing.T) {
+	kc := startGroupCluster(t)
+	cl := newAdminClient(t, kc)
+	ctx := groupCtx(t)
+	a := newWorker(t, cl, "a", "g")
+	if _, err := a.m.Join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// a never rejoins: the coordinator holds b's JoinGroup for up to
+	// a's rebalance timeout.
+	b := newWorker(t, cl, "b", "g")
+	errc := make(chan error, 1)
+	go func() {
+		_, err := b.m.Join(ctx)
+		errc <- err
+	}()
+	<-a.m.Revoked()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	b.m.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrGroupMemberClosed) {
+			t.Errorf("Join interrupted by Close: %v", err)
+		}
+		t.Logf("Join returned %v after Close", time.Since(start))
+	case <-time.After(testRebalance / 2):
+		t.Fatal("Close did not interrupt Join")
+	}
+	if !errors.Is(b.m.Err(), ErrGroupMemberClosed) {
+		t.Errorf("Err after Close: %v", b.m.Err())
+	}
+}
