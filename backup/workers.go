@@ -126,16 +126,15 @@ func runShared(ctx context.Context, c *client.Client, r *repo.Repository, opts O
 	}
 	defer member.Close()
 	m, err := sw.loop(ctx, member)
-	if errors.Is(err, ErrStopped) || err == nil || ctx.Err() == nil {
-		// Hand the partitions over now rather than after a session
-		// timeout; a static member that was merely stopped leaves too,
-		// since it will not be back.
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if lerr := member.Leave(lctx); lerr != nil {
-			opts.Log.Warn("backup: could not leave the workers group", "group", w.Group, "err", lerr)
-		}
-		cancel()
+	// Whether done, stopped, abandoned or failed, hand the partitions over
+	// now rather than after a session timeout: the worker's last
+	// checkpoint stands for them. A static member leaves too: it will not
+	// be back for this run.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	if lerr := member.Leave(lctx); lerr != nil {
+		opts.Log.Warn("backup: could not leave the workers group", "group", w.Group, "err", lerr)
 	}
+	cancel()
 	sw.st.Partitions = len(sw.assigned)
 	return m, sw.st, err
 }

@@ -67,13 +67,13 @@ func RunWorkers(ctx context.Context, c *client.Client, r *repo.Repository, m *re
 	}
 	defer member.Close()
 	err = workLoop(ctx, c, r, m, opts, w, prep, member, &total)
-	if err == nil || ctx.Err() == nil {
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if lerr := member.Leave(lctx); lerr != nil {
-			log.Warn("restore: could not leave the workers group", "group", w.Group, "err", lerr)
-		}
-		cancel()
+	// Done, interrupted or failed, hand the partitions over now rather
+	// than after a session timeout: RunPart stopped cleanly.
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	if lerr := member.Leave(lctx); lerr != nil {
+		log.Warn("restore: could not leave the workers group", "group", w.Group, "err", lerr)
 	}
+	cancel()
 	return total, err
 }
 
