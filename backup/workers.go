@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"regexp"
 	"strings"
@@ -126,17 +127,27 @@ func runShared(ctx context.Context, c *client.Client, r *repo.Repository, opts O
 	}
 	defer member.Close()
 	m, err := sw.loop(ctx, member)
-	// Whether done, stopped, abandoned or failed, hand the partitions over
-	// now rather than after a session timeout: the worker's last
-	// checkpoint stands for them. A static member leaves too: it will not
-	// be back for this run.
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	if lerr := member.Leave(lctx); lerr != nil {
-		opts.Log.Warn("backup: could not leave the workers group", "group", w.Group, "err", lerr)
-	}
-	cancel()
+	leaveGroup(ctx, member, m != nil, w.InstanceID, opts.Log)
 	sw.st.Partitions = len(sw.assigned)
 	return m, sw.st, err
+}
+
+// leaveGroup ends a worker's membership. A dynamic member that stops,
+// however (done, stopped, abandoned, failed), leaves at once, so that its
+// partitions move now rather than after a session timeout: its last
+// checkpoint stands for them. A static member leaves only when the work
+// is done: stopped or failed, it is expected back (a restarted pod) and
+// gets its partitions back without a rebalance (KIP-345); if it does not
+// come back, the session timeout moves them.
+func leaveGroup(ctx context.Context, member *client.GroupMember, done bool, instanceID string, log *slog.Logger) {
+	if instanceID != "" && !done {
+		return
+	}
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := member.Leave(lctx); err != nil {
+		log.Warn("could not leave the workers group", "err", err)
+	}
 }
 
 // loop joins the group and works on each generation's assignment until

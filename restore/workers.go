@@ -67,13 +67,17 @@ func RunWorkers(ctx context.Context, c *client.Client, r *repo.Repository, m *re
 	}
 	defer member.Close()
 	err = workLoop(ctx, c, r, m, opts, w, prep, member, &total)
-	// Done, interrupted or failed, hand the partitions over now rather
-	// than after a session timeout: RunPart stopped cleanly.
-	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	if lerr := member.Leave(lctx); lerr != nil {
-		log.Warn("restore: could not leave the workers group", "group", w.Group, "err", lerr)
+	// A dynamic member leaves however it ends, so that its partitions move
+	// at once (RunPart stopped cleanly); a static one only when the
+	// restore is done: otherwise it is expected back, and gets its
+	// partitions back without a rebalance.
+	if w.InstanceID == "" || err == nil {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if lerr := member.Leave(lctx); lerr != nil {
+			log.Warn("restore: could not leave the workers group", "group", w.Group, "err", lerr)
+		}
+		cancel()
 	}
-	cancel()
 	return total, err
 }
 
