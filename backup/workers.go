@@ -129,6 +129,9 @@ func runShared(ctx context.Context, c *client.Client, r *repo.Repository, opts O
 	m, err := sw.loop(ctx, member)
 	leaveGroup(ctx, member, m != nil, w.InstanceID, opts.Log)
 	sw.st.Partitions = len(sw.assigned)
+	if m != nil {
+		sw.st.ID, sw.st.Parent, sw.st.Groups = m.ID, m.Parent, len(m.Groups)
+	}
 	return m, sw.st, err
 }
 
@@ -180,7 +183,7 @@ func (sw *sharedWorker) loop(ctx context.Context, member *client.GroupMember) (*
 		if err != nil {
 			return nil, err
 		}
-		sw.st.ID, sw.st.Parent = plan.ID, plan.Parent
+		sw.st.ID, sw.st.Parent, sw.st.Groups = plan.ID, plan.Parent, len(plan.Groups)
 		log.Info("backup: assigned partitions by the workers group", "group", sw.w.Group, "run", run, "generation", a.Generation,
 			"members", a.Members, "leader", a.Leader, "partitions", len(a.Items))
 		revoked, err := sw.work(ctx, member.Revoked(), plan, a.Items)
@@ -212,6 +215,14 @@ func (sw *sharedWorker) plan(ctx context.Context) ([]client.TopicPartition, []by
 	plan, err := findSharedRun(ctx, sw.r, sw.w.Group)
 	if err != nil {
 		return nil, nil, err
+	}
+	if plan == nil && sw.run != "" {
+		// This worker's run may have been finished since it looked.
+		if m, err := sw.finished(ctx, sw.run); err != nil {
+			return nil, nil, err
+		} else if m != nil {
+			return nil, []byte(m.ID), nil
+		}
 	}
 	if plan == nil {
 		opts := sw.opts
@@ -260,6 +271,9 @@ func findSharedRun(ctx context.Context, r *repo.Repository, group string) (*repo
 			continue // a run of one process that deleted its first checkpoint
 		}
 		m, err := r.Checkpoint(ctx, run.ID, 1)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // finished, or moved on, since the listing
+		}
 		if err != nil {
 			return nil, fmt.Errorf("backup: read run %s: %w", run.ID, err)
 		}
@@ -338,6 +352,9 @@ func (sw *sharedWorker) work(ctx context.Context, revokedCh <-chan struct{}, pla
 	}()
 	defer close(quit)
 
+	if err := sw.checkTopicIDs(ctx, plan, items); err != nil {
+		return false, err
+	}
 	opts := sw.opts
 	opts.Stop = stop
 	e := newEngine(sw.c, sw.r, opts)
@@ -394,11 +411,42 @@ func (sw *sharedWorker) work(ctx context.Context, revokedCh <-chan struct{}, pla
 	}
 }
 
+// checkTopicIDs refuses to continue the plan's topics of items that were
+// deleted and created again since it was made: the fetcher would read
+// the new topic's log into the old one's account.
+func (sw *sharedWorker) checkTopicIDs(ctx context.Context, plan *repo.Manifest, items []client.TopicPartition) error {
+	var names []string
+	for _, tp := range items {
+		if len(names) == 0 || names[len(names)-1] != tp.Topic {
+			names = append(names, tp.Topic)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	md, err := sw.c.RefreshMetadata(ctx, names)
+	if err != nil {
+		return fmt.Errorf("backup: metadata: %w", err)
+	}
+	for _, name := range names {
+		t := md.Topics[name]
+		if t == nil || t.Err != nil {
+			return fmt.Errorf("backup: topic %s of shared run %s is gone from the cluster", name, plan.ID)
+		}
+		if id := hex.EncodeToString(t.ID[:]); id != plan.Topic(name).ID {
+			return fmt.Errorf("backup: topic %s was deleted and re-created (id %s, now %s) since shared run %s started: start the workers with a new group name", name, plan.Topic(name).ID, id, plan.ID)
+		}
+	}
+	return nil
+}
+
 // put writes the worker checkpoint of e's partitions, and deletes the
 // worker's previous one when this one holds all it held.
 func (sw *sharedWorker) put(ctx context.Context, e *engine) (int, error) {
 	m := *e.m
-	m.Topics = nil
+	// The group offsets are the plan's, which the manifest takes; in a
+	// worker checkpoint they would name topics it does not hold.
+	m.Topics, m.Groups = nil, []repo.Group{}
 	owned := map[client.TopicPartition]bool{}
 	for _, t := range e.m.Topics {
 		var ps []repo.Partition
@@ -510,9 +558,16 @@ func finalize(ctx context.Context, r *repo.Repository, plan *repo.Manifest, vers
 		}
 		return nil, 0, fmt.Errorf("backup: manifest of shared run %s: %w", m.ID, err)
 	}
-	if err := r.DeleteRun(ctx, m.ID); err != nil {
-		// The manifest stands; the checkpoints are clutter.
-		return m, 0, nil
+	// The checkpoints are clutter now; so are the plans of any other run
+	// of the group (two leaders that planned at once), which a later run
+	// of the same group name would otherwise take up, with their old
+	// snapshot ends. Failing that, the manifest stands.
+	r.DeleteRun(ctx, m.ID)
+	for range 10 {
+		other, err := findSharedRun(ctx, r, m.WorkersGroup)
+		if err != nil || other == nil || r.DeleteRun(ctx, other.ID) != nil {
+			break
+		}
 	}
 	return m, 0, nil
 }

@@ -439,6 +439,9 @@ func (r *Repository) Unreferenced(ctx context.Context) ([]string, error) {
 	}
 	for _, run := range runs {
 		m, err := r.Checkpoint(ctx, run.ID, run.Checkpoints[len(run.Checkpoints)-1])
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // the run moved on or finished since the listing: its objects are named elsewhere
+		}
 		if err != nil {
 			return nil, err
 		}

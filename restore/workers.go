@@ -53,9 +53,13 @@ func RunWorkers(ctx context.Context, c *client.Client, r *repo.Repository, m *re
 	}
 	total := Stats{ID: prep.ID, Resumed: prep.Resumed, TopicsCreated: prep.TopicsCreated}
 	if prep.Complete {
+		// Finished: like Run, only commit the group offsets again (the
+		// worker that finished may have died before it could).
 		total.Complete = true
 		log.Info("restore: this restore already finished; nothing to produce", "restore", prep.ID)
-		return total, nil
+		st, err := Finish(ctx, c, r, m, prep.ID, opts)
+		total.GroupsCommitted, total.GroupsNotTranslated = st.GroupsCommitted, st.GroupsNotTranslated
+		return total, err
 	}
 	member, err := c.NewGroupMember(client.GroupConfig{Group: w.Group, InstanceID: w.InstanceID, SessionTimeout: w.SessionTimeout,
 		RebalanceTimeout: w.RebalanceTimeout, HeartbeatInterval: w.HeartbeatInterval, Log: log,
@@ -131,11 +135,9 @@ func workLoop(ctx context.Context, c *client.Client, r *repo.Repository, m *repo
 // the worker rejoins).
 func awaitFinish(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Manifest, opts Options, w Workers, id string, member *client.GroupMember, total *Stats) (done bool, err error) {
 	for {
-		if d, err := r.RestoreDone(ctx, id); err != nil {
-			return false, fmt.Errorf("restore: read the restore's end: %w", err)
-		} else if d != nil {
-			return true, nil // another worker finished it, and committed the groups
-		}
+		// Finish also when another worker did: committing the group
+		// offsets again is harmless, and covers a finisher that died
+		// before it committed them.
 		st, err := Finish(ctx, c, r, m, id, opts)
 		if err == nil {
 			total.GroupsCommitted, total.GroupsNotTranslated = st.GroupsCommitted, st.GroupsNotTranslated

@@ -32,6 +32,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -473,13 +474,19 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 			if err != nil {
 				return err
 			}
-			if !obj.IsDir {
+			if !obj.IsDir && !(s.dir != "" && fileblobTemp.MatchString(obj.Key)) {
 				keys = append(keys, obj.Key)
 			}
 		}
 	})
 	return keys, err
 }
+
+// fileblobTemp matches the temporary file gocloud's file driver writes an
+// object to, beside its final name (<key>.<nanoseconds in hex>.tmp), until
+// it renames it into place: not an object, and left behind for good by a
+// process killed mid-write. No repository key ends so.
+var fileblobTemp = regexp.MustCompile(`\.[0-9a-f]{1,16}\.tmp$`)
 
 // Delete removes an object (pruning; a repository never deletes during a
 // backup).

@@ -399,3 +399,30 @@ func TestLocalStoreOnAnotherFileSystem(t *testing.T) {
 		t.Fatalf("read back %q, %v", b, err)
 	}
 }
+
+// A local store does not list the temporary file its driver writes an
+// object to before renaming it into place (a process killed mid-write
+// leaves it for good): a reader listing it would take it for an object.
+func TestLocalListSkipsTempFiles(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Create(ctx, "checkpoints/r/workers/w/0000000001.json", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "checkpoints/r/workers/w/0000000002.json.18a2b3c4d5e6f708.tmp")
+	if err := os.WriteFile(tmp, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := s.List(ctx, "checkpoints/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[checkpoints/r/workers/w/0000000001.json]"; fmt.Sprint(keys) != want {
+		t.Fatalf("list: %v, want %s", keys, want)
+	}
+}

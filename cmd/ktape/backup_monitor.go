@@ -39,6 +39,11 @@ func (p *partProgress) lag() int64 {
 func (m *backupMonitor) Planned(e backup.PartitionPlan) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if old := m.parts[e.TopicPartition]; old != nil && old.to >= 0 {
+		// Planned again (a worker given the partition back after a
+		// rebalance): what was left of it is replaced by what is left now.
+		m.planLocked(e.Topic, -max(0, old.to-old.next))
+	}
 	p := &partProgress{from: e.From, to: e.To, next: e.From, hwm: e.HighWatermark}
 	m.parts[e.TopicPartition] = p
 	m.planLocked(e.Topic, max(0, e.To-e.From)) // nothing planned when continuous (To -1)
