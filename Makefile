@@ -8,7 +8,7 @@ FUZZTIME ?= 30s
 FAULT_TESTS = TestBackupSurvivesBrokerFaults|TestBackupRetentionAdvancesDuringRun|TestBackupPersistentFaultFailsClearly|TestBackupSurvivesBrokerRestartWithPersistedData|TestBackupOutOfSpace|TestBackupReadOnlyRepository|TestRestoreSurvivesBrokerFaults|TestRestorePersistentFaultFailsClearly|TestRestoreSurvivesBrokerRestartWithPersistedData|TestBackupRestoreThroughFlakyS3|TestFlakyS3PersistentFaults|TestTruncatedBodiesRetriedNeverTaken|TestCreateOutOfSpaceLeavesNothing|TestFaults|TestScheduleSeededAndMatched|TestCutter|TestBackupWriteDenied
 
 .PHONY: build test test-faults bench bench-produce bench-backup bench-restore fuzz vet fmt-check demo clean \
-	reliability reliability-crash reliability-faults reliability-corrupt reliability-fuzz reliability-load
+	reliability reliability-crash reliability-faults reliability-corrupt reliability-fuzz reliability-load reliability-group
 
 ## build: compile the ktape binary into bin/ktape
 build:
@@ -78,12 +78,16 @@ reliability-crash:
 		$(GO) test -count=1 -timeout 8h -run '^TestCrashTrials$$' ./cmd/ktape; \
 		status=$$?; tail -n 3 $(CRASH_SUMMARY); exit $$status
 
+## reliability-group: group membership churn, long form: GROUP_CHURN (300) random joins, leaves, closes, static restarts and heartbeat faults from seed GROUP_CHURN_SEED (1), each checked for items held once and never twice at a time
+reliability-group:
+	KTAPE_GROUP_CHURN=$(or $(GROUP_CHURN),300) KTAPE_GROUP_CHURN_SEED=$(or $(GROUP_CHURN_SEED),1) $(GO) test -count=1 -v -timeout 2h -run '^TestGroupChurn$$' ./client
+
 ## reliability-fuzz: every fuzz target for 5 minutes (FUZZTIME to change it)
 reliability-fuzz:
 	FUZZTIME=$(if $(filter command line,$(origin FUZZTIME)),$(FUZZTIME),5m) ./scripts/fuzz.sh
 
 ## reliability: every long form of RELIABILITY.md in turn (about an hour and a half on 2 cores, plus 5 minutes per fuzz target)
-reliability: reliability-crash reliability-faults reliability-corrupt reliability-load reliability-fuzz
+reliability: reliability-crash reliability-faults reliability-corrupt reliability-load reliability-group reliability-fuzz
 
 ## clean: remove build output
 clean:

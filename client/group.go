@@ -33,7 +33,7 @@ type GroupConfig struct {
 	// ktape's members, not hand them its partitions.
 	ProtocolType      string
 	SessionTimeout    time.Duration // default 30s
-	RebalanceTimeout  time.Duration // default 60s: how long members have to stop work and rejoin
+	RebalanceTimeout  time.Duration // default 60s or SessionTimeout if longer: how long members have to stop work and rejoin; at least SessionTimeout
 	HeartbeatInterval time.Duration // default SessionTimeout/10, at most 3s
 	// Plan runs on the member the coordinator chose as leader, once per
 	// generation, before it assigns: it returns the work items to share
@@ -110,7 +110,7 @@ func (c *Client) NewGroupMember(cfg GroupConfig) (*GroupMember, error) {
 		cfg.SessionTimeout = DefaultGroupSessionTimeout
 	}
 	if cfg.RebalanceTimeout == 0 {
-		cfg.RebalanceTimeout = DefaultGroupRebalanceTimeout
+		cfg.RebalanceTimeout = max(DefaultGroupRebalanceTimeout, cfg.SessionTimeout)
 	}
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = min(cfg.SessionTimeout/10, maxDefaultHeartbeatInterval)
@@ -120,6 +120,13 @@ func (c *Client) NewGroupMember(cfg GroupConfig) (*GroupMember, error) {
 		return nil, fmt.Errorf("client: group %s: session timeout %v out of range", cfg.Group, cfg.SessionTimeout)
 	case cfg.RebalanceTimeout < time.Millisecond || cfg.RebalanceTimeout > time.Duration(1<<31-1)*time.Millisecond:
 		return nil, fmt.Errorf("client: group %s: rebalance timeout %v out of range", cfg.Group, cfg.RebalanceTimeout)
+	case cfg.RebalanceTimeout < cfg.SessionTimeout:
+		// A member cut off from the coordinator gives its items up a
+		// session timeout after its last heartbeat; a rebalance that
+		// could complete without it sooner would hand them out while it
+		// still works on them.
+		return nil, fmt.Errorf("client: group %s: rebalance timeout %v is shorter than the session timeout %v; items could have two owners at once",
+			cfg.Group, cfg.RebalanceTimeout, cfg.SessionTimeout)
 	case cfg.HeartbeatInterval <= 0 || cfg.HeartbeatInterval >= cfg.SessionTimeout:
 		return nil, fmt.Errorf("client: group %s: heartbeat interval %v must be positive and below the session timeout %v", cfg.Group, cfg.HeartbeatInterval, cfg.SessionTimeout)
 	case cfg.Plan == nil:

@@ -57,6 +57,49 @@ type worker struct {
 	done    chan struct{}
 	// stopOn ends the loop after a revocation it returns true for.
 	stopOn func(error) bool
+	// ledger, if set, records who holds what, when.
+	ledger *ledger
+}
+
+// ledger checks the property the group exists for: no item is held by
+// two members at once. A member holds its items from Join's return until
+// it sees Revoked; it records the release before it rejoins.
+type ledger struct {
+	mu         sync.Mutex
+	holder     map[TopicPartition]string
+	violations []string
+}
+
+func newLedger() *ledger { return &ledger{holder: map[TopicPartition]string{}} }
+
+func (l *ledger) take(who string, items []TopicPartition) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, tp := range items {
+		if h, ok := l.holder[tp]; ok && h != who {
+			l.violations = append(l.violations, fmt.Sprintf("%s took %s while %s held it", who, tp, h))
+		}
+		l.holder[tp] = who
+	}
+}
+
+func (l *ledger) release(who string, items []TopicPartition) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, tp := range items {
+		if l.holder[tp] == who {
+			delete(l.holder, tp)
+		}
+	}
+}
+
+func (l *ledger) check(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, v := range l.violations {
+		t.Error(v)
+	}
 }
 
 type groupOpt func(*GroupConfig)
@@ -93,6 +136,9 @@ func (w *worker) start(ctx context.Context) *worker {
 				w.mu.Unlock()
 				return
 			}
+			if w.ledger != nil {
+				w.ledger.take(w.name, a.Items)
+			}
 			w.mu.Lock()
 			w.history = append(w.history, a)
 			w.current = &a
@@ -103,6 +149,9 @@ func (w *worker) start(ctx context.Context) *worker {
 				return
 			}
 			err = w.m.Err()
+			if w.ledger != nil {
+				w.ledger.release(w.name, a.Items)
+			}
 			w.mu.Lock()
 			w.current = nil
 			w.revokes = append(w.revokes, err)
@@ -202,7 +251,14 @@ func settled(want []TopicPartition, ws []*worker) (map[string]Assignment, string
 
 // checkShares checks a settled generation: items once each, counts within
 // one, the same Shared, Generation and Members everywhere, one leader.
-func checkShares(t *testing.T, got map[string]Assignment, group string) {
+//
+// kfake (pinned version) has a bug where the leader is removed (it left,
+// or its session expired): completeRebalance makes each member in turn
+// the leader, and tells each so, instead of electing one (Kafka picks
+// one at once). Every member then plans and sends assignments; kfake uses
+// the last one's, so the shares stay consistent. Where a test removes
+// members it passes anyLeaders and only at least one leader is required.
+func checkShares(t *testing.T, got map[string]Assignment, group string, anyLeaders ...bool) {
 	t.Helper()
 	lo, hi, leaders := 1<<30, -1, 0
 	var gen int32
@@ -225,13 +281,12 @@ func checkShares(t *testing.T, got map[string]Assignment, group string) {
 	if hi-lo > 1 {
 		t.Errorf("unbalanced: %d to %d items", lo, hi)
 	}
-	// One leader, as Kafka elects; kfake, when the leader left, answers
-	// each member's JoinGroup naming that member the leader (its
-	// rebalance loop never records that it chose one), so there may be
-	// several there, each planning: ktape's users must (and do) take a
-	// plan made twice.
-	if leaders < 1 {
-		t.Errorf("%d leaders in generation %d", leaders, gen)
+	if len(anyLeaders) > 0 && anyLeaders[0] && leaders > 1 {
+		t.Logf("%d members were told they lead generation %d (kfake's leader election bug)", leaders, gen)
+		leaders = 1
+	}
+	if leaders != 1 {
+		t.Errorf("%d leaders in generation %d: %+v", leaders, gen, got)
 	}
 }
 
@@ -317,39 +372,49 @@ func TestGroupJoin(t *testing.T) {
 // TestGroupLeave: a member leaves; the others are revoked at once (no
 // session timeout to wait for), rejoin, keep theirs and share its items.
 func TestGroupLeave(t *testing.T) {
-	kc := startGroupCluster(t)
-	cl := newAdminClient(t, kc)
-	ctx := groupCtx(t)
-	ws := []*worker{newWorker(t, cl, "a", "g"), newWorker(t, cl, "b", "g"), newWorker(t, cl, "c", "g")}
-	for _, w := range ws {
-		w.start(ctx)
-	}
-	got, _ := settle(t, groupItems, ws...)
-	start := time.Now()
-	if err := ws[2].m.Leave(ctx); err != nil {
-		t.Fatal(err)
-	}
-	<-ws[2].done
-	if _, r, _ := ws[2].snapshot(); !errors.Is(r[len(r)-1], ErrGroupMemberClosed) {
-		t.Errorf("leaver's revocation: %v", r)
-	}
-	if _, err := ws[2].m.Join(ctx); !errors.Is(err, ErrGroupMemberClosed) {
-		t.Errorf("Join after Leave: %v", err)
-	}
-	got2, took := settle(t, groupItems, ws[:2]...)
-	t.Logf("after a Leave the others settled in %v (%v after the leave)", took, time.Since(start))
-	if took > testSession {
-		t.Errorf("rebalance after a leave took %v, longer than the session timeout", took)
-	}
-	checkShares(t, got2, "g")
-	for _, w := range ws[:2] {
-		if !subset(got[w.name].Items, got2[w.name].Items) || len(got2[w.name].Items) != 6 {
-			t.Errorf("%s had %v, now %v", w.name, got[w.name].Items, got2[w.name].Items)
-		}
-		_, r, _ := w.snapshot()
-		if !errors.Is(r[len(r)-1], ErrRebalance) {
-			t.Errorf("%s: revoked with %v", w.name, r[len(r)-1])
-		}
+	for _, leader := range []bool{false, true} {
+		t.Run(fmt.Sprintf("leader %v", leader), func(t *testing.T) {
+			kc := startGroupCluster(t)
+			cl := newAdminClient(t, kc)
+			ctx := groupCtx(t)
+			l := newLedger()
+			ws := []*worker{newWorker(t, cl, "a", "g"), newWorker(t, cl, "b", "g"), newWorker(t, cl, "c", "g")}
+			for _, w := range ws {
+				w.ledger = l
+				w.start(ctx)
+			}
+			got, _ := settle(t, groupItems, ws...)
+			i := slices.IndexFunc(ws, func(w *worker) bool { return got[w.name].Leader == leader })
+			leaver := ws[i]
+			rest := slices.Delete(slices.Clone(ws), i, i+1)
+			start := time.Now()
+			if err := leaver.m.Leave(ctx); err != nil {
+				t.Fatal(err)
+			}
+			<-leaver.done
+			if _, r, _ := leaver.snapshot(); !errors.Is(r[len(r)-1], ErrGroupMemberClosed) {
+				t.Errorf("leaver's revocation: %v", r)
+			}
+			if _, err := leaver.m.Join(ctx); !errors.Is(err, ErrGroupMemberClosed) {
+				t.Errorf("Join after Leave: %v", err)
+			}
+			got2, took := settle(t, groupItems, rest...)
+			t.Logf("after a Leave the others settled in %v (%v after the leave)", took, time.Since(start))
+			if took > testSession {
+				t.Errorf("rebalance after a leave took %v, longer than the session timeout", took)
+			}
+			checkShares(t, got2, "g", leader)
+			l.check(t)
+			for _, w := range rest {
+				if !subset(got[w.name].Items, got2[w.name].Items) || len(got2[w.name].Items) != 6 {
+					t.Errorf("%s had %v, now %v", w.name, got[w.name].Items, got2[w.name].Items)
+				}
+				_, r, _ := w.snapshot()
+				if !errors.Is(r[len(r)-1], ErrRebalance) {
+					t.Errorf("%s: revoked with %v", w.name, r[len(r)-1])
+				}
+			}
+		})
 	}
 }
 
@@ -365,6 +430,11 @@ func TestGroupSessionTimeout(t *testing.T) {
 		cl := newAdminClient(t, kc)
 		ctx := groupCtx(t)
 		ws := []*worker{newWorker(t, cl, "a", "g"), newWorker(t, cl, "b", "g"), newWorker(t, cl, "c", "g")}
+		l := newLedger()
+		defer l.check(t)
+		for _, w := range ws {
+			w.ledger = l
+		}
 		for _, w := range ws {
 			w.start(ctx)
 		}
@@ -388,6 +458,11 @@ func TestGroupSessionTimeout(t *testing.T) {
 		cl := newAdminClient(t, kc)
 		ctx := groupCtx(t)
 		ws := []*worker{newWorker(t, cl, "a", "g"), newWorker(t, cl, "b", "g"), newWorker(t, cl, "c", "g")}
+		l := newLedger()
+		defer l.check(t)
+		for _, w := range ws {
+			w.ledger = l
+		}
 		ws[2].stopOn = func(err error) bool { return !errors.Is(err, ErrRebalance) }
 		for _, w := range ws {
 			w.start(ctx)
@@ -689,6 +764,7 @@ func TestGroupConfig(t *testing.T) {
 		{GroupConfig{Group: "g", Plan: plan, ProtocolType: "consumer"}, "Kafka consumers'"},
 		{GroupConfig{Group: "g", Plan: plan, SessionTimeout: time.Second, HeartbeatInterval: time.Second}, "heartbeat interval"},
 		{GroupConfig{Group: "g", Plan: plan, RebalanceTimeout: -1}, "rebalance timeout"},
+		{GroupConfig{Group: "g", Plan: plan, RebalanceTimeout: 10 * time.Second}, "two owners"},
 	} {
 		if _, err := cl.NewGroupMember(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.cfg, err, tc.want)
