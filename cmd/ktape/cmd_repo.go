@@ -77,11 +77,13 @@ type backupSummary struct {
 	DataBytes   uint64    `json:"data_bytes"`
 	StoredBytes uint64    `json:"stored_bytes"`
 	Checkpoint  int       `json:"checkpoint,omitempty"` // of an unfinished run: its newest
+	// WorkersGroup is the group of workers that shares (or shared) the run.
+	WorkersGroup string `json:"workers_group,omitempty"`
 }
 
 func summarize(m *repo.Manifest) backupSummary {
 	s := backupSummary{MessageType: "backup", ID: m.ID, Parent: m.Parent, Started: m.Started, Finished: m.Finished,
-		Mode: m.Mode, ClusterID: m.Source.ClusterID, Topics: len(m.Topics)}
+		Mode: m.Mode, ClusterID: m.Source.ClusterID, Topics: len(m.Topics), WorkersGroup: m.WorkersGroup}
 	for _, t := range m.Topics {
 		s.Partitions += len(t.Partitions)
 		for _, p := range t.Partitions {
@@ -155,6 +157,20 @@ func runLs(ctx context.Context, ropts RepoOptions, gopts GlobalOptions, out io.W
 		if err != nil {
 			return err
 		}
+		how := fmt.Sprintf("checkpoint %d", seq)
+		if m.WorkersGroup != "" {
+			// A shared run's progress is in its workers' checkpoints.
+			best, read, err := r.BestPartitions(ctx, m)
+			if err != nil {
+				return err
+			}
+			for i := range m.Topics {
+				for j := range m.Topics[i].Partitions {
+					m.Topics[i].Partitions[j] = *best[m.Topics[i].Name][m.Topics[i].Partitions[j].Partition]
+				}
+			}
+			how = fmt.Sprintf("shared by workers group %s, %d worker checkpoints", m.WorkersGroup, len(read))
+		}
 		s := summarize(m)
 		s.MessageType, s.Checkpoint = "unfinished_run", seq
 		if gopts.JSON {
@@ -163,7 +179,7 @@ func runLs(ctx context.Context, ropts RepoOptions, gopts GlobalOptions, out io.W
 			}
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s (unfinished, checkpoint %d of %s)\t%d\t%d\t%s\t%s\n", s.ID, s.Started.Format(time.RFC3339), s.Mode, seq,
+		fmt.Fprintf(tw, "%s\t%s\t%s (unfinished, %s of %s)\t%d\t%d\t%s\t%s\n", s.ID, s.Started.Format(time.RFC3339), s.Mode, how,
 			s.Finished.Format(time.RFC3339), s.Topics, s.Partitions, size(s.DataBytes), size(s.StoredBytes))
 	}
 	return tw.Flush()

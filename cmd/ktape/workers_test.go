@@ -264,6 +264,10 @@ func TestWorkersJoin(t *testing.T) {
 	dir := t.TempDir()
 	ws := []*worker{startWorker(t, bin, workerArgs(c, dir, "w0")...), startWorker(t, bin, workerArgs(c, dir, "w1")...)}
 	waitWorkerCheckpoints(t, dir, 2)
+	// ls shows the run with its workers' progress.
+	if code, out, errOut := runKtape(t, "ls", "--repo", dir); code != 0 || !strings.Contains(out, "unfinished, shared by workers group nightly") {
+		t.Errorf("ls during the run: %d %q %q", code, out, errOut)
+	}
 	ws = append(ws, startWorker(t, bin, workerArgs(c, dir, "w2")...))
 	var ids []string
 	var batches int64
