@@ -225,6 +225,16 @@ func (sw *sharedWorker) plan(ctx context.Context) ([]client.TopicPartition, []by
 		}
 	}
 	if plan == nil {
+		// A worker that joined as the group's run finished, before it
+		// was given any of it, returns that run rather than start the
+		// group's next backup.
+		if m, err := sw.finishedSinceStart(ctx); err != nil {
+			return nil, nil, err
+		} else if m != nil {
+			return nil, []byte(m.ID), nil
+		}
+	}
+	if plan == nil {
 		opts := sw.opts
 		opts.Fresh, opts.Workers, opts.Observer = true, nil, nopObserver{}
 		e := newEngine(sw.c, sw.r, opts)
@@ -257,6 +267,30 @@ func (sw *sharedWorker) plan(ctx context.Context) ([]client.TopicPartition, []by
 		}
 	}
 	return items, []byte(plan.ID), nil
+}
+
+// finishedSinceStart returns the newest backup of the worker's group if
+// it was finished since the worker started; nil otherwise. Only the
+// newest few backups are read: the run would be among them.
+func (sw *sharedWorker) finishedSinceStart(ctx context.Context) (*repo.Manifest, error) {
+	ids, err := sw.r.Backups(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backup: list backups: %w", err)
+	}
+	since := sw.started.UTC().Truncate(time.Second)
+	for i := len(ids) - 1; i >= 0 && i >= len(ids)-8; i-- {
+		m, err := sw.r.Manifest(ctx, ids[i])
+		if err != nil {
+			return nil, fmt.Errorf("backup: read backup %s: %w", ids[i], err)
+		}
+		if m.WorkersGroup == sw.w.Group {
+			if !m.Finished.Before(since) {
+				return m, nil
+			}
+			return nil, nil
+		}
+	}
+	return nil, nil
 }
 
 // findSharedRun returns the plan of the oldest unfinished run of group;
