@@ -287,9 +287,10 @@ func (m *GroupMember) joinOnce(ctx context.Context) (a Assignment, again bool, e
 			SetName("GroupInstanceId", m.instanceID()).
 			SetName("ProtocolType", m.cfg.ProtocolType)
 		req.Append(s.Handle("Protocols")).SetName("Name", GroupProtocol).SetName("Metadata", md)
+		m.log.Debug("JoinGroup", "member", memberID, "claims", len(m.owned.Owned), "claims_generation", m.owned.Generation)
 		// The coordinator holds a JoinGroup until every member has
 		// rejoined, up to the longest rebalance timeout of the group.
-		join, err = adminDo(ctx, conn, req, jv, m.cfg.RebalanceTimeout+m.cfg.SessionTimeout)
+		join, err = m.holdable(ctx, conn, req, jv)
 		if err != nil {
 			return a, m.retriable(err), err
 		}
@@ -354,7 +355,8 @@ func (m *GroupMember) joinOnce(ctx context.Context) (a Assignment, again bool, e
 			sync.Append(s.Handle("Assignments")).SetName("MemberId", id).SetName("Assignment", b)
 		}
 	}
-	syncResp, err := adminDo(ctx, conn, sync, sv, m.cfg.RebalanceTimeout+m.cfg.SessionTimeout)
+	m.log.Debug("SyncGroup", "generation", gen, "member", memberID, "leader", isLeader)
+	syncResp, err := m.holdable(ctx, conn, sync, sv)
 	if err != nil {
 		return a, m.retriable(err), err
 	}
@@ -376,6 +378,29 @@ func (m *GroupMember) joinOnce(ctx context.Context) (a Assignment, again bool, e
 		Items: ga.Items, Shared: ga.Shared}
 	m.log.Info("joined group", "generation", gen, "member", memberID, "leader", isLeader, "items", len(ga.Items))
 	return a, false, nil
+}
+
+// joinHoldSlack is how much longer than the rebalance timeout a member
+// waits for a JoinGroup or SyncGroup answer, as Kafka's consumer does.
+const joinHoldSlack = 5 * time.Second
+
+// holdable sends a JoinGroup or SyncGroup, which the coordinator holds
+// until the rebalance completes: at the latest after the rebalance
+// timeout. A coordinator that has not answered by then plus
+// joinHoldSlack never will (it dropped the request); the connection,
+// whose later answers would queue behind the missing one, is closed and
+// the error is retriable.
+func (m *GroupMember) holdable(ctx context.Context, conn *Conn, req *protocol.Record, v int16) (*protocol.Record, error) {
+	hold := m.cfg.RebalanceTimeout + joinHoldSlack
+	hctx, cancel := context.WithTimeout(ctx, hold)
+	defer cancel()
+	rec, err := adminDo(hctx, conn, req, v, hold)
+	if err != nil && ctx.Err() == nil && hctx.Err() != nil {
+		conn.Close()
+		a := req.Schema().API()
+		err = &ConnError{Addr: conn.Addr(), Err: fmt.Errorf("%s not answered within the rebalance timeout %v and %v", a.Name, m.cfg.RebalanceTimeout, joinHoldSlack), Retriable: true}
+	}
+	return rec, err
 }
 
 // lead runs Plan and the sticky assignment and returns each member's
@@ -630,10 +655,10 @@ func (m *GroupMember) loseSession(last error) {
 	if last != nil {
 		err = fmt.Errorf("%w (last error: %w)", err, last)
 	}
+	// Rejoin as a new member: a static one then takes its own place by
+	// its instance id, whether or not the coordinator still has it.
 	m.mu.Lock()
-	if m.cfg.InstanceID == "" {
-		m.memberID = "" // rejoin as a new member
-	}
+	m.memberID = ""
 	m.mu.Unlock()
 	m.revoke(err)
 }

@@ -89,6 +89,7 @@ func TestGroupChurn(t *testing.T) {
 		}
 		pick := r.IntN(len(live))
 		victim := live[pick]
+		t.Logf("event %d: %s (%s of %d)", i, kind, victim.name, len(live))
 		start := time.Now()
 		switch kind {
 		case "join":

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -113,6 +115,9 @@ func newWorker(t *testing.T, cl *Client, name, group string, opts ...groupOpt) *
 			w.plans.Add(1)
 			return slices.Clone(groupItems), []byte("run-" + group), nil
 		}}
+	if os.Getenv("KTAPE_GROUP_LOG") != "" {
+		cfg.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("worker", name)
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
