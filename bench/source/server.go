@@ -57,6 +57,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ktape/ktape/protocol"
@@ -247,7 +248,9 @@ func (s *Server) handle(c net.Conn) {
 			st.in = frame[:0]
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			// A reset is a client that went away without closing (one
+			// killed, as bench/workers does on purpose), not a bad request.
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
 				s.errors.Add(1)
 				s.cfg.Log.Error("read request", "remote", c.RemoteAddr().String(), "client", st.client, "err", err)
 			}

@@ -91,7 +91,11 @@
 // distinct generations seen. event_at_s: when the join or kill happened;
 // rebalance_s: from then until every worker still running held partitions
 // in the new generation (for a kill, this is the session timeout plus the
-// rebalance). server_bytes: batch bytes the broker served (more than
+// rebalance). stable_s and rebalance_s are -1 when that never happened (a
+// worker killed before its first assignment; the run finishing before the
+// joining worker was assigned anything: it is then handed the finished
+// run). server_cpu_s: the broker process's CPU seconds while the workers
+// ran. server_bytes: batch bytes the broker served (more than
 // topic_bytes when work was redone after a kill). per_worker: name,
 // started_s, exit_s, cpu_user_s, cpu_sys_s, max_rss_mb, bytes and
 // partitions (its backup_done line; absent for the killed one), killed,

@@ -66,6 +66,13 @@ type summaryRow struct {
 	Generations    stat `json:"generations"`
 	EventAt        stat `json:"event_at_s"`
 	Rebalance      stat `json:"rebalance_s"`
+	// StableNever and RebalanceNever count the runs left out of Stable
+	// and Rebalance because it never happened (-1 in the run's line).
+	StableNever    int `json:"stable_never,omitempty"`
+	RebalanceNever int `json:"rebalance_never,omitempty"`
+	// ServerCPUPerGiB is the broker's CPU seconds per GiB served (0 in
+	// lines from before it was recorded).
+	ServerCPUPerGiB stat `json:"server_cpu_s_per_gib"`
 	// Redo is the batch bytes served beyond the topic's, as a share of
 	// the topic: work done twice.
 	Redo stat `json:"redo_fraction"`
@@ -116,6 +123,16 @@ func writeTable(r io.Reader, w io.Writer, summary bool) error {
 			}
 			return statOf(v)
 		}
+		// known leaves out the runs where f is -1, "never", and counts them.
+		known := func(f func(result) float64) (stat, int) {
+			var v []float64
+			for _, r := range rs {
+				if x := f(r); x >= 0 {
+					v = append(v, x)
+				}
+			}
+			return statOf(v), len(rs) - len(v)
+		}
 		var cpu, mb, mbPerCPU []float64
 		for _, r := range rs {
 			for _, wr := range r.PerWorker {
@@ -136,16 +153,19 @@ func writeTable(r io.Reader, w io.Writer, summary bool) error {
 			MBPerSec:    col(func(r result) float64 { return r.MBPerSec }),
 			CPUPerGiB:   col(func(r result) float64 { return r.CPUPerGiB }),
 			FirstAssign: col(func(r result) float64 { return r.FirstAssign }),
-			Stable:      col(func(r result) float64 { return r.Stable }),
 			Generations: col(func(r result) float64 { return float64(r.Generations) }),
 			WorkerCPU:   statOf(cpu), WorkerMB: statOf(mb), WorkerMBPerCPU: statOf(mbPerCPU),
+			ServerCPUPerGiB: col(func(r result) float64 {
+				return harness.Round(r.ServerCPU/(float64(r.ServerBytes)/(1<<30)), 3)
+			}),
 			Redo: col(func(r result) float64 {
 				return harness.Round(float64(r.ServerBytes-r.TopicBytes)/float64(r.TopicBytes), 4)
 			}),
 		}
+		row.Stable, row.StableNever = known(func(r result) float64 { return r.Stable })
 		if k.Scenario != "scale" {
 			row.EventAt = col(func(r result) float64 { return r.EventAt })
-			row.Rebalance = col(func(r result) float64 { return r.Rebalance })
+			row.Rebalance, row.RebalanceNever = known(func(r result) float64 { return r.Rebalance })
 		}
 		rows = append(rows, row)
 	}
@@ -156,16 +176,24 @@ func writeTable(r io.Reader, w io.Writer, summary bool) error {
 			Rows []summaryRow `json:"rows"`
 		}{rows})
 	}
-	fmt.Fprintln(w, "Medians (min–max) over the runs.")
+	fmt.Fprintln(w, "Medians (min–max) over the runs; \"+N never\": N runs where it did not happen, left out.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| scenario | workers | topic | runs | wall s | MB/s | CPU-s/GiB (all workers) | CPU-s per worker | MB per worker | MB per CPU-s per worker | first assignment s | all assigned s | generations | event at s | rebalance s | redone |")
-	fmt.Fprintln(w, "|---|---:|---|---:|---|---|---|---|---|---|---|---|---|---|---|---:|")
+	fmt.Fprintln(w, "| scenario | workers | topic | runs | wall s | MB/s | CPU-s/GiB (all workers) | CPU-s per worker | MB per worker | MB per CPU-s per worker | first assignment s | all assigned s | generations | event at s | rebalance s | redone | broker CPU-s/GiB |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---|---|---|---|---|---|---|---|---|---|---|---:|---|")
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %d | %s, %d partitions, %s, session %gs | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f%% |\n",
+		fmt.Fprintf(w, "| %s | %d | %s, %d partitions, %s, session %gs | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f%% | %s |\n",
 			r.Scenario, r.Workers, harness.SizeString(r.SizeBytes), r.Partitions, r.Codec, r.SessionTimeoutS, r.Runs,
 			r.Seconds.cell("%.2f"), r.MBPerSec.cell("%.0f"), r.CPUPerGiB.cell("%.2f"), r.WorkerCPU.cell("%.2f"),
-			r.WorkerMB.cell("%.0f"), r.WorkerMBPerCPU.cell("%.0f"), r.FirstAssign.cell("%.3f"), r.Stable.cell("%.3f"),
-			r.Generations.cell("%.0f"), r.EventAt.cell("%.2f"), r.Rebalance.cell("%.2f"), r.Redo.Median*100)
+			r.WorkerMB.cell("%.0f"), r.WorkerMBPerCPU.cell("%.0f"), r.FirstAssign.cell("%.3f"), never(r.Stable.cell("%.3f"), r.StableNever),
+			r.Generations.cell("%.0f"), r.EventAt.cell("%.2f"), never(r.Rebalance.cell("%.2f"), r.RebalanceNever), r.Redo.Median*100, r.ServerCPUPerGiB.cell("%.2f"))
 	}
 	return nil
+}
+
+// never adds to a cell how many runs it leaves out.
+func never(cell string, n int) string {
+	if n == 0 {
+		return cell
+	}
+	return fmt.Sprintf("%s +%d never", cell, n)
 }
