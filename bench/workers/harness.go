@@ -207,6 +207,7 @@ type proc struct {
 	stdout  bytes.Buffer
 	stderr  bytes.Buffer
 	done    chan struct{}
+	pid     chan int // the launcher's, once started
 	use     harness.Usage
 	err     error
 	exited  time.Time
@@ -221,12 +222,12 @@ func (h *runner) start(ctx context.Context, name, brokers, repoDir string) *proc
 	if h.opts.checkpointInterval != "" {
 		args = append(args, "--checkpoint-interval", h.opts.checkpointInterval)
 	}
-	p := &proc{name: name, done: make(chan struct{})}
+	p := &proc{name: name, done: make(chan struct{}), pid: make(chan int, 1)}
 	p.cmd = exec.CommandContext(ctx, h.ktapeBin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	p.started = time.Now()
 	go func() {
-		p.use, p.err = harness.Measure(h.launcher, p.cmd)
+		p.use, p.err = harness.MeasureNotify(h.launcher, p.cmd, p.pid)
 		p.exited = time.Now()
 		close(p.done)
 	}()
@@ -236,15 +237,18 @@ func (h *runner) start(ctx context.Context, name, brokers, repoDir string) *proc
 // kill SIGKILLs the worker itself (the launcher's child), so that the
 // launcher still reports its CPU time.
 func (p *proc) kill() error {
+	var pid int
+	select {
+	case pid = <-p.pid:
+	case <-p.done:
+		return fmt.Errorf("worker %s ended before it could be killed", p.name)
+	}
 	for range 100 {
-		if p.cmd.Process != nil {
-			pid := p.cmd.Process.Pid
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-			if err == nil && len(strings.Fields(string(b))) == 1 {
-				child, _ := strconv.Atoi(strings.Fields(string(b))[0])
-				p.killed = true
-				return syscall.Kill(child, syscall.SIGKILL)
-			}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		if err == nil && len(strings.Fields(string(b))) == 1 {
+			child, _ := strconv.Atoi(strings.Fields(string(b))[0])
+			p.killed = true
+			return syscall.Kill(child, syscall.SIGKILL)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
