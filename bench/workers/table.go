@@ -58,14 +58,20 @@ type summaryRow struct {
 	// WorkerCPU is each surviving worker's CPU seconds, over every run;
 	// WorkerMB its batch MB backed up; WorkerMBPerCPU its MB per CPU
 	// second (the per-core ceiling of one worker).
-	WorkerCPU      stat `json:"worker_cpu_s"`
-	WorkerMB       stat `json:"worker_mb"`
-	WorkerMBPerCPU stat `json:"worker_mb_per_cpu_s"`
-	FirstAssign    stat `json:"first_assign_s"`
-	Stable         stat `json:"stable_s"`
-	Generations    stat `json:"generations"`
-	EventAt        stat `json:"event_at_s"`
-	Rebalance      stat `json:"rebalance_s"`
+	// Complete is when the backup was complete: the first exit of a
+	// worker not killed (no worker exits before the manifest is written,
+	// and its writer exits at once; the others notice at their next poll,
+	// every 2 s). CompleteMBPerSec is the topic's MB per second of it.
+	Complete         stat `json:"complete_s"`
+	CompleteMBPerSec stat `json:"complete_mb_per_sec"`
+	WorkerCPU        stat `json:"worker_cpu_s"`
+	WorkerMB         stat `json:"worker_mb"`
+	WorkerMBPerCPU   stat `json:"worker_mb_per_cpu_s"`
+	FirstAssign      stat `json:"first_assign_s"`
+	Stable           stat `json:"stable_s"`
+	Generations      stat `json:"generations"`
+	EventAt          stat `json:"event_at_s"`
+	Rebalance        stat `json:"rebalance_s"`
 	// StableNever and RebalanceNever count the runs left out of Stable
 	// and Rebalance because it never happened (-1 in the run's line).
 	StableNever    int `json:"stable_never,omitempty"`
@@ -149,8 +155,12 @@ func writeTable(r io.Reader, w io.Writer, summary bool) error {
 		}
 		row := summaryRow{Scenario: k.Scenario, Workers: k.Workers, Partitions: k.Partitions, Codec: k.Codec, SizeBytes: k.Size,
 			SessionTimeoutS: k.SessionS, Runs: len(rs),
-			Seconds:     col(func(r result) float64 { return r.Seconds }),
-			MBPerSec:    col(func(r result) float64 { return r.MBPerSec }),
+			Seconds:  col(func(r result) float64 { return r.Seconds }),
+			MBPerSec: col(func(r result) float64 { return r.MBPerSec }),
+			Complete: col(completeS),
+			CompleteMBPerSec: col(func(r result) float64 {
+				return harness.Round(float64(r.TopicBytes)/1e6/completeS(r), 1)
+			}),
 			CPUPerGiB:   col(func(r result) float64 { return r.CPUPerGiB }),
 			FirstAssign: col(func(r result) float64 { return r.FirstAssign }),
 			Generations: col(func(r result) float64 { return float64(r.Generations) }),
@@ -178,12 +188,12 @@ func writeTable(r io.Reader, w io.Writer, summary bool) error {
 	}
 	fmt.Fprintln(w, "Medians (min–max) over the runs; \"+N never\": N runs where it did not happen, left out.")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| scenario | workers | topic | runs | wall s | MB/s | CPU-s/GiB (all workers) | CPU-s per worker | MB per worker | MB per CPU-s per worker | first assignment s | all assigned s | generations | event at s | rebalance s | redone | broker CPU-s/GiB |")
-	fmt.Fprintln(w, "|---|---:|---|---:|---|---|---|---|---|---|---|---|---|---|---|---:|---|")
+	fmt.Fprintln(w, "| scenario | workers | topic | runs | wall s | MB/s | complete s | MB/s to complete | CPU-s/GiB (all workers) | CPU-s per worker | MB per worker | MB per CPU-s per worker | first assignment s | all assigned s | generations | event at s | rebalance s | redone | broker CPU-s/GiB |")
+	fmt.Fprintln(w, "|---|---:|---|---:|---|---|---|---|---|---|---|---|---|---|---|---|---|---:|---|")
 	for _, r := range rows {
-		fmt.Fprintf(w, "| %s | %d | %s, %d partitions, %s, session %gs | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f%% | %s |\n",
+		fmt.Fprintf(w, "| %s | %d | %s, %d partitions, %s, session %gs | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.1f%% | %s |\n",
 			r.Scenario, r.Workers, harness.SizeString(r.SizeBytes), r.Partitions, r.Codec, r.SessionTimeoutS, r.Runs,
-			r.Seconds.cell("%.2f"), r.MBPerSec.cell("%.0f"), r.CPUPerGiB.cell("%.2f"), r.WorkerCPU.cell("%.2f"),
+			r.Seconds.cell("%.2f"), r.MBPerSec.cell("%.0f"), r.Complete.cell("%.2f"), r.CompleteMBPerSec.cell("%.0f"), r.CPUPerGiB.cell("%.2f"), r.WorkerCPU.cell("%.2f"),
 			r.WorkerMB.cell("%.0f"), r.WorkerMBPerCPU.cell("%.0f"), r.FirstAssign.cell("%.3f"), never(r.Stable.cell("%.3f"), r.StableNever),
 			r.Generations.cell("%.0f"), r.EventAt.cell("%.2f"), never(r.Rebalance.cell("%.2f"), r.RebalanceNever), r.Redo.Median*100, r.ServerCPUPerGiB.cell("%.2f"))
 	}
@@ -196,4 +206,16 @@ func never(cell string, n int) string {
 		return cell
 	}
 	return fmt.Sprintf("%s +%d never", cell, n)
+}
+
+// completeS is when r's backup was complete: the first exit of a worker
+// that was not killed.
+func completeS(r result) float64 {
+	first := r.Seconds
+	for _, w := range r.PerWorker {
+		if !w.Killed {
+			first = min(first, w.Exit)
+		}
+	}
+	return first
 }
