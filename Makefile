@@ -7,7 +7,7 @@ FUZZTIME ?= 30s
 # the long forms.
 FAULT_TESTS = TestBackupSurvivesBrokerFaults|TestBackupRetentionAdvancesDuringRun|TestBackupPersistentFaultFailsClearly|TestBackupSurvivesBrokerRestartWithPersistedData|TestBackupOutOfSpace|TestBackupReadOnlyRepository|TestRestoreSurvivesBrokerFaults|TestRestorePersistentFaultFailsClearly|TestRestoreSurvivesBrokerRestartWithPersistedData|TestBackupRestoreThroughFlakyS3|TestFlakyS3PersistentFaults|TestTruncatedBodiesRetriedNeverTaken|TestCreateOutOfSpaceLeavesNothing|TestFaults|TestScheduleSeededAndMatched|TestCutter|TestBackupWriteDenied
 
-.PHONY: build test test-faults bench bench-produce bench-backup bench-restore fuzz vet fmt-check demo clean \
+.PHONY: build test test-faults bench bench-produce bench-backup bench-restore bench-workers fuzz vet fmt-check demo clean \
 	reliability reliability-crash reliability-faults reliability-corrupt reliability-fuzz reliability-load reliability-group
 
 ## build: compile the ktape binary into bin/ktape
@@ -41,6 +41,10 @@ bench-backup:
 ## bench-restore: topic restores (ktape restore, kcat -P and a franz-go producer replaying a file) into bench/sink or kfake, JSON lines (ARGS='-target sink,kfake -partitions 8'; -table to summarise)
 bench-restore:
 	$(GO) run ./bench/restore $(ARGS)
+
+## bench-workers: a backup shared by 1, 2 and 3 ktape processes (--workers-group) from bench/source, 2 GiB, 64 partitions, lz4, 5 rounds; and a worker joining, and one killed, part-way: JSON lines (ARGS='-workers 1,2 -reps 3'; -table or -table -summary to summarise)
+bench-workers:
+	$(GO) run ./bench/workers $(ARGS)
 
 ## reliability-load: the load test's long form: 1,000 partitions backed up from bench/source and restored into bench/sink, 1 GiB then 10 GiB, proving nothing lost or duplicated, memory flat, no goroutine or fd leak; prints a summary (KTAPE_LOAD_BYTES=20GiB, KTAPE_LOAD_MEMORY=256MiB, KTAPE_LOAD_PARTITIONS=N to vary)
 reliability-load:

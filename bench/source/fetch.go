@@ -54,6 +54,9 @@ type partPlan struct {
 // limits, encodes the response with placeholders for the records fields,
 // and splices the batches in as separate segments of one vectored write.
 func (s *Server) fetch(c *conn, ver int16, corr int32, body []byte) error {
+	if s.cfg.FetchDelay > 0 {
+		time.Sleep(s.cfg.FetchDelay)
+	}
 	v, err := c.dec.Decode(api.Fetch.Request, ver, body)
 	if err != nil {
 		return fmt.Errorf("Fetch v%d: %w", ver, err)
@@ -110,6 +113,9 @@ func (s *Server) fetch(c *conn, ver int16, corr int32, body []byte) error {
 				}
 				pl.first = int(off / t.perB)
 				limit := min(int(qp.Int32(fh.partMax)), remaining)
+				if s.cfg.PartitionMaxBytes > 0 {
+					limit = min(limit, s.cfg.PartitionMaxBytes)
+				}
 				for pl.first+pl.n < t.NumBatches(p) {
 					l := t.poolBatchLen(t.poolIndex(p, pl.first+pl.n))
 					// KIP-74: the first batch of a response goes out even

@@ -1,8 +1,11 @@
 package source
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
+	"net"
+	"time"
 
 	"github.com/ktape/ktape/protocol"
 	"github.com/ktape/ktape/protocol/api"
@@ -43,6 +46,21 @@ var advertised = []struct {
 	{api.DescribeCluster, api.DescribeCluster.MinVersion, api.DescribeCluster.MaxVersion, true},
 }
 
+// groupAPIs are forwarded to ServerConfig.Groups when it is set, and
+// announced at every version ktape declares (franz-go's kfake serves the
+// same ranges).
+var groupAPIs = []*protocol.API{api.JoinGroup, api.SyncGroup, api.Heartbeat, api.LeaveGroup}
+
+// isGroupAPI reports whether key is one of groupAPIs.
+func isGroupAPI(key int16) bool {
+	for _, a := range groupAPIs {
+		if a.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
 func isServed(key, ver int16) bool {
 	for _, e := range advertised {
 		if e.api.Key == key {
@@ -74,6 +92,10 @@ func (s *Server) dispatch(c *conn, frame []byte) error {
 		return s.respond(c, s.apiVersions(errUnsupportedVersion), apiVersionsFallbackVer, int32(binary.BigEndian.Uint32(frame[4:])))
 	}
 	a := api.ByKey(key)
+	if s.cfg.Groups != "" && a != nil && isGroupAPI(key) && ver >= a.MinVersion && ver <= a.MaxVersion {
+		s.requests.Add(1)
+		return s.forward(c, frame)
+	}
 	if a == nil || !isServed(key, ver) {
 		name := fmt.Sprintf("api key %d", key)
 		if a != nil {
@@ -144,7 +166,51 @@ func (s *Server) apiVersions(code int16) *protocol.Record {
 	for _, e := range advertised {
 		r.Append(keys).SetName("ApiKey", e.api.Key).SetName("MinVersion", e.min).SetName("MaxVersion", e.max)
 	}
+	if s.cfg.Groups != "" {
+		for _, a := range groupAPIs {
+			r.Append(keys).SetName("ApiKey", a.Key).SetName("MinVersion", a.MinVersion).SetName("MaxVersion", a.MaxVersion)
+		}
+	}
 	return r
+}
+
+// forward sends a group request frame to ServerConfig.Groups and leaves
+// its answer, size prefix and all, as the response. The request's
+// correlation id stays the client's, so the answer needs no rewriting.
+func (s *Server) forward(c *conn, frame []byte) error {
+	if c.up == nil {
+		up, err := net.DialTimeout("tcp", s.cfg.Groups, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("group coordinator %s: %w", s.cfg.Groups, err)
+		}
+		// Registered with the client's connection, so that Close ends a
+		// request held by the coordinator.
+		s.mu.Lock()
+		closed := s.closed
+		s.conns[up] = struct{}{}
+		s.mu.Unlock()
+		if closed {
+			up.Close()
+		}
+		c.up, c.upR = up, bufio.NewReaderSize(up, 16<<10)
+	}
+	var size [4]byte
+	binary.BigEndian.PutUint32(size[:], uint32(len(frame)))
+	req := net.Buffers{size[:], frame}
+	if _, err := req.WriteTo(c.up); err != nil {
+		return fmt.Errorf("forward to group coordinator %s: %w", s.cfg.Groups, err)
+	}
+	resp, err := protocol.ReadFrame(c.upR, c.upIn, s.cfg.MaxFrame)
+	if cap(resp) > cap(c.upIn) {
+		c.upIn = resp[:0]
+	}
+	if err != nil {
+		return fmt.Errorf("answer of group coordinator %s: %w", s.cfg.Groups, err)
+	}
+	c.fwd = binary.BigEndian.AppendUint32(c.fwd[:0], uint32(len(resp)))
+	c.fwd = append(c.fwd, resp...)
+	c.bufs = append(c.bufs, c.fwd)
+	return nil
 }
 
 // Metadata field handles, resolved once.

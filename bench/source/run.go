@@ -53,6 +53,9 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	topicConfig := TopicFlags(fs)
 	idle := fs.Duration("idle-wait", DefaultIdleWait, "longest wait of a fetch that finds no data (negative: none)")
 	maxFrame := fs.Int("max-frame", DefaultMaxFrame, "largest request accepted, in bytes")
+	fetchDelay := fs.Duration("fetch-delay", 0, "hold every Fetch this long before answering it (slows a small topic down for tests)")
+	partMax := fs.Int("partition-max-bytes", 0, "when positive, the most batch bytes a Fetch returns per partition (beyond the first batch)")
+	groups := fs.String("groups", "", "forward JoinGroup, SyncGroup, Heartbeat and LeaveGroup to the broker at this address")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -76,7 +79,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	info := t.Info()
 	info.GenerateSeconds = time.Since(start).Round(time.Millisecond).Seconds()
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	s, err := NewServer(t, ServerConfig{MaxFrame: *maxFrame, IdleWait: *idle, Log: log})
+	s, err := NewServer(t, ServerConfig{MaxFrame: *maxFrame, IdleWait: *idle, Log: log, Groups: *groups,
+		FetchDelay: *fetchDelay, PartitionMaxBytes: *partMax})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2

@@ -33,6 +33,15 @@
 //     this broker; ListGroups: none; FindCoordinator: this broker;
 //     OffsetFetch: no committed offsets. These are what ktape backup asks
 //     around the data (topic configs, consumer groups).
+//   - JoinGroup, SyncGroup, Heartbeat, LeaveGroup, only when
+//     ServerConfig.Groups names a broker: each request frame is forwarded
+//     untouched to that broker (over one connection per client
+//     connection, so a JoinGroup held by the coordinator holds only the
+//     connection that sent it, as in Kafka) and its answer returned as is.
+//     Writing a group coordinator here would mean a second, untested one;
+//     the bench/workers harness forwards to franz-go's kfake, whose
+//     coordinator ktape's group tests run against, while the data still
+//     comes from this server's memory.
 //
 // Any other request is logged and its connection closed; so is a malformed
 // frame.
@@ -48,6 +57,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ktape/ktape/protocol"
@@ -68,6 +78,15 @@ type ServerConfig struct {
 	MaxFrame int           // largest request accepted (DefaultMaxFrame)
 	IdleWait time.Duration // see the package doc (DefaultIdleWait; negative: none)
 	Log      *slog.Logger  // errors; nil discards them
+	// FetchDelay holds every Fetch this long before it is answered, and
+	// PartitionMaxBytes (when positive) lowers every partition's limit
+	// in it: together they make a small topic take seconds to read, for
+	// tests that must act while a client is part-way.
+	FetchDelay        time.Duration
+	PartitionMaxBytes int
+	// Groups is the address of a broker that answers the group
+	// membership APIs (see the package doc); "" refuses them.
+	Groups string
 }
 
 // Stats are a Server's counters.
@@ -199,6 +218,13 @@ type conn struct {
 	client  string // client id of the last request, for logs
 	localIP string
 	port    int32
+	// up is the connection to ServerConfig.Groups, dialled at the first
+	// group request; upR reads it into upIn, and fwd holds its last
+	// answer, size prefix included.
+	up   net.Conn
+	upR  *bufio.Reader
+	upIn []byte
+	fwd  []byte
 }
 
 // handle serves one connection: read a request, answer it, repeat.
@@ -207,6 +233,14 @@ func (s *Server) handle(c net.Conn) {
 	if a, ok := c.LocalAddr().(*net.TCPAddr); ok {
 		st.localIP, st.port = a.IP.String(), int32(a.Port)
 	}
+	defer func() {
+		if st.up != nil {
+			st.up.Close()
+			s.mu.Lock()
+			delete(s.conns, st.up)
+			s.mu.Unlock()
+		}
+	}()
 	r := bufio.NewReaderSize(c, readBufSize)
 	for {
 		frame, err := protocol.ReadFrame(r, st.in, s.cfg.MaxFrame)
@@ -214,7 +248,9 @@ func (s *Server) handle(c net.Conn) {
 			st.in = frame[:0]
 		}
 		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			// A reset is a client that went away without closing (one
+			// killed, as bench/workers does on purpose), not a bad request.
+			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
 				s.errors.Add(1)
 				s.cfg.Log.Error("read request", "remote", c.RemoteAddr().String(), "client", st.client, "err", err)
 			}

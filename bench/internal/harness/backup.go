@@ -29,12 +29,25 @@ func CheckBackup(ctx context.Context, out []byte, repoDir string) (BackupTotals,
 		Batches     int64  `json:"batches"`
 		Bytes       int64  `json:"bytes"`
 	}
-	var tot BackupTotals
 	line := LastLine(string(out))
 	if err := json.Unmarshal([]byte(line), &done); err != nil || done.MessageType != "backup_done" {
-		return tot, fmt.Errorf("ktape printed %q, not a backup_done line (%v)", line, err)
+		return BackupTotals{}, fmt.Errorf("ktape printed %q, not a backup_done line (%v)", line, err)
 	}
-	tot.Backup = done.Backup
+	tot, err := CheckManifest(ctx, repoDir, done.Backup)
+	if err != nil {
+		return tot, err
+	}
+	if tot.Batches != done.Batches || tot.Bytes != done.Bytes {
+		return tot, fmt.Errorf("the manifest's segments hold %d batches, %d bytes; ktape reported %d, %d", tot.Batches, tot.Bytes, done.Batches, done.Bytes)
+	}
+	return tot, nil
+}
+
+// CheckManifest reads the manifest of backup id in the local repository
+// repoDir and checks that every partition is backed up from 0 to its high
+// watermark without gaps; it returns what the segments hold.
+func CheckManifest(ctx context.Context, repoDir, id string) (BackupTotals, error) {
+	tot := BackupTotals{Backup: id}
 	st, err := storage.OpenExisting(ctx, repoDir)
 	if err != nil {
 		return tot, fmt.Errorf("open the repository: %w", err)
@@ -44,9 +57,9 @@ func CheckBackup(ctx context.Context, out []byte, repoDir string) (BackupTotals,
 	if err != nil {
 		return tot, fmt.Errorf("open the repository: %w", err)
 	}
-	m, err := r.Manifest(ctx, done.Backup)
+	m, err := r.Manifest(ctx, id)
 	if err != nil {
-		return tot, fmt.Errorf("backup %s: %w", done.Backup, err)
+		return tot, fmt.Errorf("backup %s: %w", id, err)
 	}
 	for _, t := range m.Topics {
 		for _, p := range t.Partitions {
@@ -59,9 +72,6 @@ func CheckBackup(ctx context.Context, out []byte, repoDir string) (BackupTotals,
 				tot.Bytes += int64(s.DataBytes)
 			}
 		}
-	}
-	if tot.Batches != done.Batches || tot.Bytes != done.Bytes {
-		return tot, fmt.Errorf("the manifest's segments hold %d batches, %d bytes; ktape reported %d, %d", tot.Batches, tot.Bytes, done.Batches, done.Bytes)
 	}
 	return tot, nil
 }

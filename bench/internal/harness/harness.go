@@ -60,10 +60,23 @@ func Launcher(dir string) (string, error) {
 // process's: on Linux exec takes the high-water mark of the memory it
 // replaces, which os/exec shares with the parent (see the launcher's doc).
 func Measure(launcher string, cmd *exec.Cmd) (Usage, error) {
+	return MeasureNotify(launcher, cmd, nil)
+}
+
+// MeasureNotify is Measure, sending the started process's id on started
+// (when not nil; it must have room for it): with a launcher, the
+// launcher's.
+func MeasureNotify(launcher string, cmd *exec.Cmd, started chan<- int) (Usage, error) {
 	var u Usage
 	if launcher == "" {
 		start := time.Now()
-		err := cmd.Run()
+		err := cmd.Start()
+		if err == nil {
+			if started != nil {
+				started <- cmd.Process.Pid
+			}
+			err = cmd.Wait()
+		}
 		u.Wall = time.Since(start)
 		if cmd.ProcessState != nil {
 			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
@@ -89,6 +102,9 @@ func Measure(launcher string, cmd *exec.Cmd) (Usage, error) {
 	pw.Close()
 	if err != nil {
 		return u, err
+	}
+	if started != nil {
+		started <- cmd.Process.Pid
 	}
 	line, rerr := io.ReadAll(pr)
 	err = cmd.Wait()

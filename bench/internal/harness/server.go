@@ -112,6 +112,18 @@ func (s *Server) Stop() ([]byte, error) {
 	return last, nil
 }
 
+// Pid is the broker process's id.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
+// CPU is the user and system seconds the broker process used, once Stop
+// has returned (0 before).
+func (s *Server) CPU() (user, sys float64) {
+	if s.cmd.ProcessState == nil {
+		return 0, 0
+	}
+	return s.cmd.ProcessState.UserTime().Seconds(), s.cmd.ProcessState.SystemTime().Seconds()
+}
+
 // Kill ends the broker if Stop has not.
 func (s *Server) Kill() {
 	if s.done {
