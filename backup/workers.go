@@ -225,16 +225,6 @@ func (sw *sharedWorker) plan(ctx context.Context) ([]client.TopicPartition, []by
 		}
 	}
 	if plan == nil {
-		// A worker that joined as the group's run finished, before it
-		// was given any of it, returns that run rather than start the
-		// group's next backup.
-		if m, err := sw.finishedSinceStart(ctx); err != nil {
-			return nil, nil, err
-		} else if m != nil {
-			return nil, []byte(m.ID), nil
-		}
-	}
-	if plan == nil {
 		opts := sw.opts
 		opts.Fresh, opts.Workers, opts.Observer = true, nil, nopObserver{}
 		e := newEngine(sw.c, sw.r, opts)
@@ -267,30 +257,6 @@ func (sw *sharedWorker) plan(ctx context.Context) ([]client.TopicPartition, []by
 		}
 	}
 	return items, []byte(plan.ID), nil
-}
-
-// finishedSinceStart returns the newest backup of the worker's group if
-// it was finished since the worker started; nil otherwise. Only the
-// newest few backups are read: the run would be among them.
-func (sw *sharedWorker) finishedSinceStart(ctx context.Context) (*repo.Manifest, error) {
-	ids, err := sw.r.Backups(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("backup: list backups: %w", err)
-	}
-	since := sw.started.UTC().Truncate(time.Second)
-	for i := len(ids) - 1; i >= 0 && i >= len(ids)-8; i-- {
-		m, err := sw.r.Manifest(ctx, ids[i])
-		if err != nil {
-			return nil, fmt.Errorf("backup: read backup %s: %w", ids[i], err)
-		}
-		if m.WorkersGroup == sw.w.Group {
-			if !m.Finished.Before(since) {
-				return m, nil
-			}
-			return nil, nil
-		}
-	}
-	return nil, nil
 }
 
 // findSharedRun returns the plan of the oldest unfinished run of group;
@@ -541,14 +507,21 @@ func (sw *sharedWorker) await(ctx context.Context, member *client.GroupMember, p
 			sw.opts.Log.Info("backup: this worker's partitions are done; waiting for the others", "group", sw.w.Group, "run", plan.ID, "partitions_left", missing)
 			logged = true
 		}
-		select {
-		case <-member.Revoked():
-			return nil, nil
-		case <-sw.opts.Stop:
-			return nil, ErrStopped
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(sw.w.Poll):
+		// Until the next try, look for the manifest four times as
+		// often: one read, where a try reads every worker checkpoint.
+		for range 4 {
+			select {
+			case <-member.Revoked():
+				return nil, nil
+			case <-sw.opts.Stop:
+				return nil, ErrStopped
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(sw.w.Poll / 4):
+			}
+			if m, err := sw.finished(ctx, plan.ID); m != nil || err != nil {
+				return m, err
+			}
 		}
 	}
 }

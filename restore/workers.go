@@ -147,12 +147,22 @@ func awaitFinish(ctx context.Context, c *client.Client, r *repo.Repository, m *r
 		if !errors.Is(err, ErrIncomplete) {
 			return false, err
 		}
-		select {
-		case <-member.Revoked():
-			return false, nil
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-time.After(w.Poll):
+		// Until the next try, look for the done record four times as
+		// often: one read, where a try reads every partition's.
+	wait:
+		for range 4 {
+			select {
+			case <-member.Revoked():
+				return false, nil
+			case <-ctx.Done():
+				return false, ctx.Err()
+			case <-time.After(w.Poll / 4):
+			}
+			if d, err := r.RestoreDone(ctx, id); err != nil {
+				return false, fmt.Errorf("restore: read the restore's end: %w", err)
+			} else if d != nil {
+				break wait
+			}
 		}
 	}
 }
