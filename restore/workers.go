@@ -53,9 +53,13 @@ func RunWorkers(ctx context.Context, c *client.Client, r *repo.Repository, m *re
 	}
 	total := Stats{ID: prep.ID, Resumed: prep.Resumed, TopicsCreated: prep.TopicsCreated}
 	if prep.Complete {
+		// As Run does when run again: commit the group offsets, which the
+		// worker that recorded the restore done may have been stopped
+		// before committing.
+		st, err := Finish(ctx, c, r, m, prep.ID, opts)
 		total.Complete = true
-		log.Info("restore: this restore already finished; nothing to produce", "restore", prep.ID)
-		return total, nil
+		total.GroupsCommitted, total.GroupsNotTranslated = st.GroupsCommitted, st.GroupsNotTranslated
+		return total, err
 	}
 	member, err := c.NewGroupMember(client.GroupConfig{Group: w.Group, InstanceID: w.InstanceID, SessionTimeout: w.SessionTimeout,
 		RebalanceTimeout: w.RebalanceTimeout, HeartbeatInterval: w.HeartbeatInterval, Log: log,
@@ -123,19 +127,19 @@ func workLoop(ctx context.Context, c *client.Client, r *repo.Repository, m *repo
 }
 
 // awaitFinish tries to finish the restore every w.Poll until it is done
-// (by this worker or another), or the assignment is revoked (done false:
-// the worker rejoins).
+// (by this worker or another; either way it commits the group offsets),
+// or the assignment is revoked (done false: the worker rejoins).
 func awaitFinish(ctx context.Context, c *client.Client, r *repo.Repository, m *repo.Manifest, opts Options, w Workers, id string, member *client.GroupMember, total *Stats) (done bool, err error) {
 	for {
-		if d, err := r.RestoreDone(ctx, id); err != nil {
-			return false, fmt.Errorf("restore: read the restore's end: %w", err)
-		} else if d != nil {
-			return true, nil // another worker finished it, and committed the groups
-		}
+		// Finish commits the group offsets even when another worker
+		// recorded the restore done: that worker may have been stopped
+		// before it committed them.
 		st, err := Finish(ctx, c, r, m, id, opts)
 		if err == nil {
 			total.GroupsCommitted, total.GroupsNotTranslated = st.GroupsCommitted, st.GroupsNotTranslated
-			opts.Log.Info("restore: every target partition is restored: restore recorded as done", "group", w.Group, "restore", id)
+			if !st.Complete {
+				opts.Log.Info("restore: every target partition is restored: restore recorded as done", "group", w.Group, "restore", id)
+			}
 			return true, nil
 		}
 		if !errors.Is(err, ErrIncomplete) {
