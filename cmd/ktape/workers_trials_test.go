@@ -111,6 +111,9 @@ type workersTally struct {
 	// to do, which a worker started at the end completed.
 	Finalized    int `json:"finalized"`
 	FinalWorkers int `json:"final_workers"`
+	// NextBackups: backups begun by a worker started as the shared one
+	// finished (see workersBackupTrials).
+	NextBackups int `json:"next_backups_by_late_workers"`
 	// Records are the records compared with the one-process run's.
 	Records    int64 `json:"records_compared"`
 	Lost       int64 `json:"lost"`
@@ -231,6 +234,9 @@ type trialWorker struct {
 	p              *proc
 	sig            syscall.Signal // the signal sent to it, 0 if none
 	replaced       bool           // restarted: a newer process has its name
+	// event: started by an event (a start or restart part-way), not with
+	// the trial.
+	event bool
 }
 
 // exited reports whether the process has ended.
@@ -345,7 +351,7 @@ func (wr *workersRun) apply(e workerEvent) {
 		if e.static {
 			instance = "static-" + name
 		}
-		wr.start("", instance)
+		wr.start("", instance).event = true
 		wr.tally.Starts++
 		note(fmt.Sprintf("START %s%s", name, staticMark(instance)))
 	case "restart":
@@ -355,7 +361,7 @@ func (wr *workersRun) apply(e workerEvent) {
 		if instance == "" && e.static {
 			instance = "static-" + old.name
 		}
-		wr.start(old.name, instance)
+		wr.start(old.name, instance).event = true
 		wr.tally.Restarts++
 		if instance != "" {
 			wr.tally.StaticRestarts++
@@ -398,13 +404,12 @@ func (wr *workersRun) runEvents(initial []bool, events []workerEvent) {
 // checks how each ended: a worker never signalled exits 0, one stopped by
 // SIGTERM exits 0 (it had finished) or termCode (or dies of the signal,
 // caught before its handler was installed), one killed dies of the
-// signal or had finished; none crashes. It returns the standard outputs
-// of those that exited 0.
-func (wr *workersRun) waitAll(limit time.Duration, termCode int) [][]byte {
+// signal or had finished; none crashes. It returns those that exited 0.
+func (wr *workersRun) waitAll(limit time.Duration, termCode int) []*trialWorker {
 	t := wr.t
 	t.Helper()
 	deadline := time.Now().Add(limit)
-	var outs [][]byte
+	var outs []*trialWorker
 	for _, w := range wr.ws {
 		if !w.p.waitFor(time.Until(deadline)) {
 			for _, o := range wr.ws {
@@ -417,7 +422,7 @@ func (wr *workersRun) waitAll(limit time.Duration, termCode int) [][]byte {
 		case w.p.crashed():
 			t.Fatalf("worker %s crashed:\n%v", w.name, w.p)
 		case code == 0:
-			outs = append(outs, w.p.stdout.Bytes())
+			outs = append(outs, w)
 		case w.sig == syscall.SIGKILL && code == -1:
 		case w.sig == syscall.SIGTERM && (code == -1 || code == termCode):
 		default:
@@ -425,6 +430,16 @@ func (wr *workersRun) waitAll(limit time.Duration, termCode int) [][]byte {
 		}
 	}
 	return outs
+}
+
+// explainFailure logs the trial's events and every worker's standard
+// error when the trial fails.
+func (wr *workersRun) explainFailure() {
+	wr.t.Cleanup(func() {
+		if wr.t.Failed() {
+			wr.t.Logf("events: %s\n%s", strings.Join(wr.log, " "), wr.stderrs())
+		}
+	})
 }
 
 // stderrs is every worker's standard error, for a failure's message.
@@ -448,19 +463,29 @@ func (wr *workersRun) waitStopped(limit time.Duration) {
 	}
 }
 
-// sameID returns the one id that the outputs' field names; it fails when
-// they name several.
-func sameID(t *testing.T, outs [][]byte, field string) string {
+// outputID is the id that a worker's output names in field.
+func outputID(t *testing.T, w *trialWorker, field string) string {
+	t.Helper()
+	var line map[string]any
+	if err := json.Unmarshal(w.p.stdout.Bytes(), &line); err != nil {
+		t.Fatalf("worker %s output %q: %v", w.name, w.p.stdout.String(), err)
+	}
+	id, _ := line[field].(string)
+	if id == "" {
+		t.Fatalf("worker %s output %q: no %s", w.name, w.p.stdout.String(), field)
+	}
+	return id
+}
+
+// sameID returns the one id that the workers' outputs name in field; it
+// fails when they name several.
+func sameID(t *testing.T, ws []*trialWorker, field string) string {
 	t.Helper()
 	id := ""
-	for _, out := range outs {
-		var line map[string]any
-		if err := json.Unmarshal(out, &line); err != nil {
-			t.Fatalf("worker output %q: %v", out, err)
-		}
-		got, _ := line[field].(string)
-		if got == "" || id != "" && got != id {
-			t.Fatalf("the workers finished different %ss, or none: %q and %q", field, id, got)
+	for _, w := range ws {
+		got := outputID(t, w, field)
+		if id != "" && got != id {
+			t.Fatalf("the workers finished different %ss: %q and %q", field, id, got)
 		}
 		id = got
 	}
@@ -521,6 +546,7 @@ func workersBackupTrials(t *testing.T, cfg workersSettings, bin string) {
 			},
 			complete: func() bool { return backupDone(t, dir) },
 		}
+		wr.explainFailure()
 		initial, events := planWorkers(r, window)
 		tally.Initial += len(initial)
 		wr.runEvents(initial, events)
@@ -548,19 +574,47 @@ func workersBackupTrials(t *testing.T, cfg workersSettings, bin string) {
 		}
 		outs := wr.waitAll(2*time.Minute, 130)
 		took := time.Since(wr.t0)
-		id := sameID(t, outs, "backup")
 		st, rp := openRepo(t, dir)
 		ctx := context.Background()
 		ids, err := rp.Backups(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(ids) != 1 || id != "" && ids[0] != id {
-			t.Fatalf("the repository holds backups %v; the workers finished %q (events %s)", ids, id, strings.Join(wr.log, " "))
+		if len(ids) == 0 || len(ids) > 2 {
+			t.Fatalf("the repository holds backups %v, want the workers' one", ids)
+		}
+		// Every worker finished the shared backup, ids[0], except that a
+		// worker started part-way may have joined just as it finished,
+		// been elected the group's leader (the members that knew the run
+		// had left), found no unfinished run and begun the group's next
+		// backup, by design: an incremental continuing ids[0].
+		for _, w := range outs {
+			switch id := outputID(t, w, "backup"); {
+			case id == ids[0]:
+			case len(ids) == 2 && id == ids[1] && w.event:
+			default:
+				t.Fatalf("worker %s finished backup %s; the repository holds %v", w.name, id, ids)
+			}
 		}
 		m, err := rp.Manifest(ctx, ids[0])
 		if err != nil {
 			t.Fatal(err)
+		}
+		if len(ids) == 2 {
+			next, err := rp.Manifest(ctx, ids[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if next.Parent != m.ID {
+				t.Fatalf("backup %s, after the shared %s, continues %q", next.ID, m.ID, next.Parent)
+			}
+			// The data did not change: the next backup holds the same.
+			sameBatches(t, stOne, one, st, next)
+			if code, out, errOut := runKtape(t, "verify", "--repo", dir, "--deep", next.ID); code != 0 {
+				t.Errorf("verify --deep %s: exit %d\n%s%s", next.ID, code, out, errOut)
+			}
+			tally.NextBackups++
+			ending += " NEXT-BACKUP " + next.ID
 		}
 		lost, dup, misplaced := countBackupOffsets(t, st, m, wantOffsets, tally)
 		t.Logf("backup seed %d: %s %s; %.1fs (%.1fs after the last event), %d records compared: %d lost, %d duplicated, %d misplaced",
@@ -727,6 +781,7 @@ func workersRestoreTrials(t *testing.T, cfg workersSettings, bin string) {
 				return a
 			},
 		}
+		wr.explainFailure()
 		initial, events := planWorkers(r, window)
 		tally.Initial += len(initial)
 		wr.runEvents(initial, events)
