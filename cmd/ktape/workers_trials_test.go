@@ -114,6 +114,9 @@ type workersTally struct {
 	// NextBackups: backups begun by a worker started as the shared one
 	// finished (see workersBackupTrials).
 	NextBackups int `json:"next_backups_by_late_workers"`
+	// Nudges: runs stalled by a member kfake never expires, given one
+	// more worker (see waitAll).
+	Nudges int `json:"kfake_stall_nudges"`
 	// Records are the records compared with the one-process run's.
 	Records    int64 `json:"records_compared"`
 	Lost       int64 `json:"lost"`
@@ -409,6 +412,23 @@ func (wr *workersRun) runEvents(initial []bool, events []workerEvent) {
 func (wr *workersRun) waitAll(limit time.Duration, termCode int) []*trialWorker {
 	t := wr.t
 	t.Helper()
+	// kfake never expires a member whose JoinGroup response it could not
+	// deliver (the process was killed while it waited to join) once the
+	// leader has synced: it arms the member's session timer only on a
+	// delivered reply, and the pending-sync timer is cleared by the
+	// leader's SyncGroup. The ghost holds its partitions forever and the
+	// others wait for them. A Kafka broker expires it after the session
+	// timeout. Workaround: a run stalled for stallAfter gets one more
+	// worker, whose join rebalances the group without the ghost.
+	stall := time.Now().Add(stallAfter)
+	for _, w := range wr.ws {
+		if !w.p.waitFor(time.Until(stall)) {
+			wr.start("", "").event = true
+			wr.tally.Nudges++
+			wr.log = append(wr.log, fmt.Sprintf("NUDGE@%.1fs", time.Since(wr.t0).Seconds()))
+			break
+		}
+	}
 	deadline := time.Now().Add(limit)
 	var outs []*trialWorker
 	for _, w := range wr.ws {
@@ -452,6 +472,13 @@ func (wr *workersRun) stderrs() string {
 	}
 	return b.String()
 }
+
+// stallAfter is how long after the events the trial waits before it
+// starts a worker to rebalance the group past a kfake ghost member (see
+// waitAll): a healthy run ends well within it (a dead member's partitions
+// move after the 6 s session timeout; a rebalance waits at most the 20 s
+// rebalance timeout).
+const stallAfter = 60 * time.Second
 
 // waitStopped waits for the signalled workers to exit, so that what they
 // leave (a checkpoint, a leave request) is done before the trial decides
