@@ -94,7 +94,7 @@ reliability-workers:
 reliability-fuzz:
 	FUZZTIME=$(if $(filter command line,$(origin FUZZTIME)),$(FUZZTIME),5m) ./scripts/fuzz.sh
 
-## reliability: every long form of RELIABILITY.md in turn (about an hour and a half on 2 cores, plus 5 minutes per fuzz target)
+## reliability: every long form of RELIABILITY.md in turn (about an hour and forty minutes on 2 cores, plus 5 minutes per fuzz target)
 reliability: reliability-crash reliability-workers reliability-faults reliability-corrupt reliability-load reliability-fuzz
 
 ## clean: remove build output
