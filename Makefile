@@ -8,7 +8,7 @@ FUZZTIME ?= 30s
 FAULT_TESTS = TestBackupSurvivesBrokerFaults|TestBackupRetentionAdvancesDuringRun|TestBackupPersistentFaultFailsClearly|TestBackupSurvivesBrokerRestartWithPersistedData|TestBackupOutOfSpace|TestBackupReadOnlyRepository|TestRestoreSurvivesBrokerFaults|TestRestorePersistentFaultFailsClearly|TestRestoreSurvivesBrokerRestartWithPersistedData|TestBackupRestoreThroughFlakyS3|TestFlakyS3PersistentFaults|TestTruncatedBodiesRetriedNeverTaken|TestCreateOutOfSpaceLeavesNothing|TestFaults|TestScheduleSeededAndMatched|TestCutter|TestBackupWriteDenied
 
 .PHONY: build test test-faults bench bench-produce bench-backup bench-restore bench-workers fuzz vet fmt-check demo clean \
-	reliability reliability-crash reliability-faults reliability-corrupt reliability-fuzz reliability-load reliability-group
+	reliability reliability-crash reliability-workers reliability-faults reliability-corrupt reliability-fuzz reliability-load reliability-group
 
 ## build: compile the ktape binary into bin/ktape
 build:
@@ -86,12 +86,24 @@ reliability-crash:
 reliability-group:
 	KTAPE_GROUP_CHURN=$(or $(GROUP_CHURN),300) KTAPE_GROUP_CHURN_SEED=$(or $(GROUP_CHURN_SEED),1) $(GO) test -count=1 -v -timeout 2h -run '^TestGroupChurn$$' ./client
 
+WORKERS_TRIALS  ?= 30
+WORKERS_SEED    ?= random
+WORKERS_SUMMARY ?= $(CURDIR)/bin/workers-summary.jsonl
+WORKERS_LOG     ?= $(CURDIR)/bin/workers-trials.log
+
+## reliability-workers: workers trials, long form: WORKERS_TRIALS (30) seeded trials each of a backup and a restore shared by 2-4 worker processes that are killed, stopped, started and restarted at random moments, each checked against a one-process run; seeds from WORKERS_SEED (random, logged); a line per trial, the whole log in WORKERS_LOG, one JSON line of figures per kind appended to WORKERS_SUMMARY
+reliability-workers:
+	@mkdir -p $(dir $(WORKERS_SUMMARY))
+	KTAPE_WORKERS_TRIALS=$(WORKERS_TRIALS) KTAPE_WORKERS_SEED=$(WORKERS_SEED) KTAPE_WORKERS_SUMMARY=$(WORKERS_SUMMARY) \
+		$(GO) test -count=1 -v -timeout 4h -run '^TestWorkersTrials$$' ./cmd/ktape > $(WORKERS_LOG) 2>&1; \
+		status=$$?; grep -E 'seed [0-9]+:|summary:|FAIL|panic' $(WORKERS_LOG); tail -n 2 $(WORKERS_SUMMARY); exit $$status
+
 ## reliability-fuzz: every fuzz target for 5 minutes (FUZZTIME to change it)
 reliability-fuzz:
 	FUZZTIME=$(if $(filter command line,$(origin FUZZTIME)),$(FUZZTIME),5m) ./scripts/fuzz.sh
 
-## reliability: every long form of RELIABILITY.md in turn (about an hour and a half on 2 cores, plus 5 minutes per fuzz target)
-reliability: reliability-crash reliability-faults reliability-corrupt reliability-load reliability-group reliability-fuzz
+## reliability: every long form of RELIABILITY.md in turn (about an hour and three quarters on 2 cores, plus 5 minutes per fuzz target)
+reliability: reliability-crash reliability-workers reliability-faults reliability-corrupt reliability-load reliability-group reliability-fuzz
 
 ## clean: remove build output
 clean:

@@ -86,3 +86,45 @@ func TestRestoreWorkers(t *testing.T) {
 		t.Fatalf("a worker after the end: %+v, %v", st, err)
 	}
 }
+
+// A restore found done whose group offsets were never committed (its last
+// worker killed between recording the restore done and committing them;
+// here, a restore run without Groups, which gives the same restore): a
+// worker started again commits them, as Run does when run again after it
+// finished.
+func TestRestoreWorkersCommitGroupsOfDoneRestore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := newEnv(t, kfaketest.Topics(2, "orders"))
+	for b := range 4 {
+		e.src.Produce(t, "orders", int32(b%2), records(fmt.Sprint("o", b), 10)...)
+	}
+	if _, err := e.sc.CommitGroupOffsets(ctx, "g1", map[client.TopicPartition]client.GroupOffset{
+		{Topic: "orders", Partition: 1}: {Offset: 12, LeaderEpoch: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	m := e.backup(t)
+	ref := kfaketest.Start(t)
+	if _, err := Run(ctx, newClient(t, ref), e.r, m, Options{Groups: true}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := newClient(t, ref).FetchGroupOffsets(ctx, []string{"g1"})
+	if err != nil || len(want["g1"]) != 1 {
+		t.Fatalf("one Run committed %v, %v", want, err)
+	}
+	first, err := Run(ctx, e.dc, e.r, m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := e.dc.FetchGroupOffsets(ctx, []string{"g1"}); err != nil || len(got["g1"]) != 0 {
+		t.Fatalf("a restore without Groups committed %v, %v", got, err)
+	}
+	st, err := RunWorkers(ctx, newClient(t, e.dst), e.r, m, Options{Groups: true}, Workers{Group: "restorers"})
+	if err != nil || !st.Complete || st.ID != first.ID || !slices.Equal(st.GroupsCommitted, []string{"g1"}) {
+		t.Fatalf("a worker of the done restore %s: %+v, %v", first.ID, st, err)
+	}
+	got, err := e.dc.FetchGroupOffsets(ctx, []string{"g1"})
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("group offsets %v (%v), one Run committed %v", got, err, want)
+	}
+}
