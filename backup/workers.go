@@ -225,6 +225,14 @@ func (sw *sharedWorker) plan(ctx context.Context) ([]client.TopicPartition, []by
 		}
 	}
 	if plan == nil {
+		// Workers that start a little apart, or a worker restarted, may
+		// join after the others finished the group's run: they return it
+		// rather than start the group's next backup.
+		if m, err := recentlyFinished(ctx, sw.r, sw.w.Group, time.Now()); err != nil {
+			return nil, nil, err
+		} else if m != nil {
+			return nil, []byte(m.ID), nil
+		}
 		opts := sw.opts
 		opts.Fresh, opts.Workers, opts.Observer = true, nil, nopObserver{}
 		e := newEngine(sw.c, sw.r, opts)
@@ -257,6 +265,36 @@ func (sw *sharedWorker) plan(ctx context.Context) ([]client.TopicPartition, []by
 		}
 	}
 	return items, []byte(plan.ID), nil
+}
+
+// RejoinWindow is how long after a group's run finished a worker that
+// joins the group takes it for its own (and prints it) instead of starting
+// the group's next backup. It is judged by the manifest's finish time
+// against the worker's clock, so it must be far longer than the skew
+// between hosts.
+const RejoinWindow = 10 * time.Minute
+
+// recentlyFinished returns the newest backup of group if it finished
+// within RejoinWindow of now; nil otherwise. Only the newest few
+// backups are read: such a run is among them.
+func recentlyFinished(ctx context.Context, r *repo.Repository, group string, now time.Time) (*repo.Manifest, error) {
+	ids, err := r.Backups(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("backup: list backups: %w", err)
+	}
+	for i := len(ids) - 1; i >= 0 && i >= len(ids)-8; i-- {
+		m, err := r.Manifest(ctx, ids[i])
+		if err != nil {
+			return nil, fmt.Errorf("backup: read backup %s: %w", ids[i], err)
+		}
+		if m.WorkersGroup == group {
+			if now.Sub(m.Finished) < RejoinWindow {
+				return m, nil
+			}
+			return nil, nil
+		}
+	}
+	return nil, nil
 }
 
 // findSharedRun returns the plan of the oldest unfinished run of group;

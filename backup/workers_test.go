@@ -137,9 +137,20 @@ func TestSharedBackupEqualsSingle(t *testing.T) {
 	if left, err := st.List(ctx, "checkpoints/"); err != nil || len(left) > 0 {
 		t.Fatalf("checkpoints left after the manifest: %v %v", left, err)
 	}
-	// The next run of the group is a new, incremental backup.
+	// A worker joining the group just after: it takes the finished run
+	// for its own, and does nothing.
 	c.Produce(t, "a", 0, records("after", 7)...)
-	next, _, err := runWorker(ctx, t, c, r, Options{Version: "test"}, Workers{Group: "nightly"})
+	late, lateStats, err := runWorker(ctx, t, c, r, Options{Version: "test"}, Workers{Group: "nightly"})
+	if err != nil || late.ID != m.ID || lateStats.Batches != 0 {
+		t.Fatalf("a late worker: backup %v, %d batches, %v; want %s and nothing fetched", late, lateStats.Batches, err, m.ID)
+	}
+	// Past the window, the group's finished run is not a late worker's.
+	if old, err := recentlyFinished(ctx, r, "nightly", time.Now().Add(RejoinWindow+time.Second)); err != nil || old != nil {
+		t.Fatalf("past the rejoin window: %v, %v", old, err)
+	}
+	// The next run, under another group name, is a new, incremental
+	// backup.
+	next, _, err := runWorker(ctx, t, c, r, Options{Version: "test"}, Workers{Group: "nightly-2"})
 	if err != nil {
 		t.Fatal(err)
 	}
