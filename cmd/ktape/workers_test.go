@@ -153,28 +153,10 @@ func singleBackup(t *testing.T, bin string, c *kfaketest.Cluster) (*storage.Stor
 	if err := json.Unmarshal(out, &done); err != nil {
 		t.Fatal(err)
 	}
-	st, m := openManifest(t, dir, done.Backup)
+	st, m := readManifest(t, dir, done.Backup)
 	return st, m, done.Batches
 }
 
-func openManifest(t *testing.T, dir, id string) (*storage.Store, *repo.Manifest) {
-	t.Helper()
-	ctx := context.Background()
-	st, err := storage.Open(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	r, err := repo.Open(ctx, st, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := r.Manifest(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st, m
-}
 
 // sameBatches fails unless got holds every partition of want over the
 // same range with the same batches, byte for byte.
@@ -245,7 +227,7 @@ func TestWorkersKilled(t *testing.T) {
 	if !strings.Contains(ws[0].errOut.String()+ws[2].errOut.String(), `"generation"`) {
 		t.Fatalf("no assignment logged:\n%s", ws[0].errOut.String())
 	}
-	st, m := openManifest(t, dir, id0)
+	st, m := readManifest(t, dir, id0)
 	sameBatches(t, stOne, one, st, m)
 	repotest.CheckAgainstBroker(t, c, st, m)
 }
@@ -286,7 +268,7 @@ func TestWorkersJoin(t *testing.T) {
 	if batches != oneBatches {
 		t.Errorf("the workers fetched %d batches into the backup, one process %d: some twice, or some missed", batches, oneBatches)
 	}
-	st, m := openManifest(t, dir, ids[0])
+	st, m := readManifest(t, dir, ids[0])
 	sameBatches(t, stOne, one, st, m)
 	repotest.CheckAgainstBroker(t, c, st, m)
 }
