@@ -157,7 +157,6 @@ func singleBackup(t *testing.T, bin string, c *kfaketest.Cluster) (*storage.Stor
 	return st, m, done.Batches
 }
 
-
 // sameBatches fails unless got holds every partition of want over the
 // same range with the same batches, byte for byte.
 func sameBatches(t *testing.T, stWant *storage.Store, want *repo.Manifest, stGot *storage.Store, got *repo.Manifest) {
