@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,11 +10,9 @@ import (
 	"time"
 
 	"github.com/ktape/ktape/client"
-	"github.com/ktape/ktape/internal/crosscheck"
 	"github.com/ktape/ktape/internal/kfaketest"
 	"github.com/ktape/ktape/internal/repotest"
 	"github.com/ktape/ktape/repo"
-	"github.com/ktape/ktape/storage"
 )
 
 // sharedCluster is a cluster of 3 topics of 4 partitions, each partition
@@ -30,40 +27,6 @@ func sharedCluster(t *testing.T) *kfaketest.Cluster {
 		}
 	}
 	return c
-}
-
-// sameBackup fails unless got holds, partition by partition, the same
-// range and the same batches, byte for byte, as want.
-func sameBackup(t *testing.T, stWant *storage.Store, want *repo.Manifest, stGot *storage.Store, got *repo.Manifest) {
-	t.Helper()
-	ctx := context.Background()
-	if len(got.Topics) != len(want.Topics) {
-		t.Fatalf("%d topics, want %d", len(got.Topics), len(want.Topics))
-	}
-	for i, wt := range want.Topics {
-		gt := got.Topics[i]
-		if gt.Name != wt.Name || len(gt.Partitions) != len(wt.Partitions) {
-			t.Fatalf("topic %d: %s with %d partitions, want %s with %d", i, gt.Name, len(gt.Partitions), wt.Name, len(wt.Partitions))
-		}
-		for j := range wt.Partitions {
-			wp, gp := &wt.Partitions[j], &gt.Partitions[j]
-			if gp.Partition != wp.Partition || gp.From != wp.From || gp.To != wp.To || len(gp.Gaps) != len(wp.Gaps) {
-				t.Errorf("%s/%d: [%d, %d) with %d gaps, want [%d, %d) with %d", gt.Name, gp.Partition, gp.From, gp.To, len(gp.Gaps), wp.From, wp.To, len(wp.Gaps))
-				continue
-			}
-			wb, err := crosscheck.RepositoryBatches(ctx, stWant, wt.Name, wp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gb, err := crosscheck.RepositoryBatches(ctx, stGot, gt.Name, gp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(gb, wb) || len(wb) == 0 {
-				t.Errorf("%s/%d: %d bytes of batches, want the single worker's %d, byte for byte", gt.Name, gp.Partition, len(gb), len(wb))
-			}
-		}
-	}
 }
 
 // runWorker runs one worker of group to the end with its own client.
@@ -129,7 +92,7 @@ func TestSharedBackupEqualsSingle(t *testing.T) {
 	if batches != oneStats.Batches {
 		t.Errorf("the workers fetched %d batches into the backup, one process %d: some were fetched twice or missed", batches, oneStats.Batches)
 	}
-	sameBackup(t, stOne, one, st, m)
+	repotest.SameBatches(t, stOne, one, st, m)
 	if errs := r.Verify(ctx, m, true); len(errs) > 0 {
 		t.Fatalf("verify --deep: %v", errs)
 	}
@@ -233,7 +196,7 @@ func TestSharedBackupHandover(t *testing.T) {
 	if batches != oneStats.Batches {
 		t.Errorf("the workers fetched %d batches into the backup, one process %d", batches, oneStats.Batches)
 	}
-	sameBackup(t, stOne, one, st, ms[0])
+	repotest.SameBatches(t, stOne, one, st, ms[0])
 	repotest.CheckAgainstBroker(t, c, st, ms[0])
 }
 

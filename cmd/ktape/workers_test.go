@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ktape/ktape/internal/crosscheck"
 	"github.com/ktape/ktape/internal/kfaketest"
 	"github.com/ktape/ktape/internal/repotest"
 	"github.com/ktape/ktape/repo"
@@ -157,38 +155,11 @@ func singleBackup(t *testing.T, bin string, c *kfaketest.Cluster) (*storage.Stor
 	return st, m, done.Batches
 }
 
-// sameBatches fails unless got holds every partition of want over the
-// same range with the same batches, byte for byte.
+// sameBatches fails unless got holds the 12 partitions of want, byte for
+// byte (repotest.SameBatches).
 func sameBatches(t *testing.T, stWant *storage.Store, want *repo.Manifest, stGot *storage.Store, got *repo.Manifest) {
 	t.Helper()
-	ctx := context.Background()
-	n := 0
-	for _, wt := range want.Topics {
-		gt := got.Topic(wt.Name)
-		if gt == nil {
-			t.Fatalf("topic %s missing", wt.Name)
-		}
-		for i := range wt.Partitions {
-			wp := &wt.Partitions[i]
-			gp := gt.Partition(wp.Partition)
-			if gp == nil || gp.From != wp.From || gp.To != wp.To {
-				t.Fatalf("%s/%d: %+v, want [%d, %d)", wt.Name, wp.Partition, gp, wp.From, wp.To)
-			}
-			wb, err := crosscheck.RepositoryBatches(ctx, stWant, wt.Name, wp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			gb, err := crosscheck.RepositoryBatches(ctx, stGot, gt.Name, gp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(wb, gb) || len(wb) == 0 {
-				t.Errorf("%s/%d: %d bytes of batches, the single worker's %d: not byte for byte the same", wt.Name, wp.Partition, len(gb), len(wb))
-			}
-			n++
-		}
-	}
-	if n != 12 {
+	if n := repotest.SameBatches(t, stWant, want, stGot, got); n != 12 {
 		t.Fatalf("compared %d partitions, want 12", n)
 	}
 }
