@@ -623,6 +623,12 @@ func (e *engine) follow(ctx context.Context) (stopped bool, err error) {
 				remaining--
 				e.f.Unassign(p.tp)
 			}
+			if stopCtx.Err() != nil && ctx.Err() == nil {
+				// Stopped part-way through a response: what was
+				// taken is checkpointed, the rest fetched again.
+				fetch.Release()
+				return true, nil
+			}
 		}
 		fetch.Release()
 	}

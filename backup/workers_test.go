@@ -135,6 +135,10 @@ func (s *stopOnFetch) Planned(PartitionPlan) {}
 func (s *stopOnFetch) Fetched(FetchEvent) {
 	if s.n.Add(1) == s.at {
 		s.once.Do(func() { close(s.stop) })
+		// Fetched runs in the engine's loop: holding it lets the stop
+		// reach the engine before it takes the rest of a small
+		// topic, which one response per broker can hold whole.
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 func (s *stopOnFetch) Stored(StoreEvent)            {}
