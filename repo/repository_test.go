@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/ktape/ktape/record"
 	"github.com/ktape/ktape/storage"
 )
@@ -238,4 +239,50 @@ func TestNextBackupIDSortsLast(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzOpenDescriptor stores arbitrary bytes as a repository's descriptor
+// and opens it, with and without keys: whatever is there, Open returns a
+// repository of the format it reads or an error naming the descriptor,
+// and never panics.
+func FuzzOpenDescriptor(f *testing.F) {
+	ctx := context.Background()
+	plainSt, err := storage.Open(ctx, f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	if _, err := Open(ctx, plainSt, true); err != nil {
+		f.Fatal(err)
+	}
+	plain, _ := plainSt.Get(ctx, descriptorKey)
+	f.Add(plain)
+	cryptSt, _, _, _ := cryptRepo(f)
+	sealed, _ := cryptSt.Get(ctx, descriptorKey)
+	f.Add(sealed)
+	f.Add([]byte(`{"format":"ktape-repository","version":1,"id":"0123456789abcdef0123456789abcdef","encryption":{}}`))
+	f.Add([]byte(`{"format":"ktape-repository","version":1,"id":"0123456789abcdef0123456789abcdef","encryption":null}`))
+	f.Add([]byte(`{"format":"ktape-repository","version":2}`))
+	key, err := age.GenerateX25519Identity()
+	if err != nil {
+		f.Fatal(err)
+	}
+	st, err := storage.Open(ctx, f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		st.Delete(ctx, descriptorKey)
+		if err := st.Create(ctx, descriptorKey, b); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []*Keys{nil, {Identities: []age.Identity{key}}} {
+			r, err := OpenKeys(ctx, st, false, k)
+			switch {
+			case err != nil && !strings.Contains(err.Error(), st.URL()):
+				t.Fatalf("%q: the error does not name the repository: %v", b, err)
+			case err == nil && !hex32Re.MatchString(r.ID):
+				t.Fatalf("%q opened with id %q", b, r.ID)
+			}
+		}
+	})
 }

@@ -181,6 +181,29 @@ func (p *RestorePart) check() error {
 	return nil
 }
 
+// check refuses a record that contradicts itself, which would vouch for
+// a target it does not describe: each partition as a part record would
+// be checked, and none twice.
+func (d *RestoreDone) check() error {
+	type partition struct {
+		topic string
+		p     int32
+	}
+	seen := map[partition]bool{}
+	for _, p := range d.Partitions {
+		tp := partition{p.Topic, p.Partition}
+		if seen[tp] {
+			return fmt.Errorf("partition %s/%d appears twice", p.Topic, p.Partition)
+		}
+		seen[tp] = true
+		rp := RestorePart{ID: d.ID, Topic: p.Topic, Partition: p.Partition, Start: p.Start, End: p.End, Batches: p.Batches, Map: p.Map, SHA256: p.SHA256}
+		if err := rp.check(); err != nil {
+			return fmt.Errorf("partition %s/%d: %w", p.Topic, p.Partition, err)
+		}
+	}
+	return nil
+}
+
 var restoreIDRe = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func restoreKey(id, name string) string { return "restores/" + id + "/" + name }
@@ -219,6 +242,12 @@ func (r *Repository) RestoreStart(ctx context.Context, id string) (*RestoreStart
 
 // PutRestoreDone records that restore d finished.
 func (r *Repository) PutRestoreDone(ctx context.Context, d *RestoreDone) error {
+	if !restoreIDRe.MatchString(d.ID) {
+		return fmt.Errorf("repo: restore id %q is not 32 hex digits", d.ID)
+	}
+	if err := d.check(); err != nil {
+		return fmt.Errorf("repo: %s: %w", restoreKey(d.ID, "done.json"), err)
+	}
 	b, err := json.MarshalIndent(d, "", "  ")
 	if err != nil {
 		return err
@@ -233,6 +262,13 @@ func (r *Repository) RestoreDone(ctx context.Context, id string) (*RestoreDone, 
 	ok, err := r.getRestoreJSON(ctx, id, "done.json", &d)
 	if !ok || err != nil {
 		return nil, err
+	}
+	key := restoreKey(id, "done.json")
+	if d.ID != id {
+		return nil, fmt.Errorf("repo: %s names restore %q", key, d.ID)
+	}
+	if err := d.check(); err != nil {
+		return nil, fmt.Errorf("repo: %s: %w", key, err)
 	}
 	return &d, nil
 }

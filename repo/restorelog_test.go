@@ -279,3 +279,114 @@ func TestRestorePart(t *testing.T) {
 		}
 	}
 }
+
+// A restore's done record that contradicts itself, or names another
+// restore, is not written and not read: it would let a restore be taken
+// as finished on a target it does not describe.
+func TestRestoreDoneRefused(t *testing.T) {
+	ctx := context.Background()
+	st, err := storage.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, st, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "0123456789abcdef0123456789abcdef"
+	good := func() *RestoreDone {
+		return &RestoreDone{ID: id, Partitions: []RestoredPartition{
+			{Topic: "t", Partition: 0, Start: 5, End: 15, Batches: 1, Map: OffsetMapKey(id, "t", 0), SHA256: strings.Repeat("0f", 32)},
+			{Topic: "t", Partition: 1, Start: 0, End: 0, Batches: 0, Map: OffsetMapKey(id, "t", 1), SHA256: strings.Repeat("0f", 32)},
+		}}
+	}
+	for i, bad := range []func(d *RestoreDone){
+		func(d *RestoreDone) { d.ID = "x" },
+		func(d *RestoreDone) { d.Partitions[1].Partition = 0; d.Partitions[1].Map = d.Partitions[0].Map },
+		func(d *RestoreDone) { d.Partitions[0].End = 4 },
+		func(d *RestoreDone) { d.Partitions[0].Batches = 11 },
+		func(d *RestoreDone) { d.Partitions[1].Map = d.Partitions[0].Map },
+		func(d *RestoreDone) { d.Partitions[0].SHA256 = "ABC" },
+	} {
+		d := good()
+		bad(d)
+		if err := r.PutRestoreDone(ctx, d); err == nil {
+			t.Errorf("case %d: record %+v written", i, d)
+		}
+		// Stored by something else, it is refused on reading, naming
+		// the object.
+		b, _ := json.Marshal(d)
+		key := restoreKey(id, "done.json")
+		st.Delete(ctx, key)
+		if err := st.Create(ctx, key, b); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.RestoreDone(ctx, id); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("case %d: %s read as %+v, %v", i, b, got, err)
+		}
+	}
+	st.Delete(ctx, restoreKey(id, "done.json"))
+	if err := r.PutRestoreDone(ctx, good()); err != nil {
+		t.Fatalf("the control record: %v", err)
+	}
+	if got, err := r.RestoreDone(ctx, id); err != nil || !reflect.DeepEqual(got, good()) {
+		t.Fatalf("the control record read back %+v, %v", got, err)
+	}
+}
+
+// FuzzRestoreRecords stores arbitrary bytes as each record of a
+// restore's log and reads them back: whatever is stored, the reader
+// returns a record that passes its own checks, or an error naming the
+// object, and never panics.
+func FuzzRestoreRecords(f *testing.F) {
+	id := "0123456789abcdef0123456789abcdef"
+	start, _ := json.Marshal(&RestoreStart{ID: id, Backup: "20261122T000000Z-01234567", TargetCluster: "c",
+		Partitions: []RestorePartition{{Topic: "t", Partition: 0, Start: 5, Sources: []SourcePartition{{Topic: "s", Partition: 0}}}}})
+	part, _ := json.Marshal(&RestorePart{ID: id, Topic: "t", Partition: 0, Start: 5, End: 25, Batches: 2, Map: OffsetMapKey(id, "t", 0),
+		SHA256: strings.Repeat("ab", 32), Offsets: []TranslatedOffset{{Source: 0, Target: 5}, {Source: 40, Target: 25}}})
+	done, _ := json.Marshal(&RestoreDone{ID: id, Partitions: []RestoredPartition{{Topic: "t", Start: 5, End: 25, Batches: 2,
+		Map: OffsetMapKey(id, "t", 0), SHA256: strings.Repeat("ab", 32)}}, Groups: []Group{{Group: "g", Offsets: []GroupOffset{{Topic: "t", Offset: 7}}}}})
+	for kind, seed := range [][]byte{start, part, done} {
+		f.Add(uint8(kind), seed)
+	}
+	f.Add(uint8(1), []byte(`{"id":"0123456789abcdef0123456789abcdef","topic":"t","partition":0,"offsets":[{"source":1e400}]}`))
+	f.Add(uint8(2), []byte(`{"partitions":[null,{}]}`))
+	ctx := context.Background()
+	st, err := storage.Open(ctx, f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	r, err := Open(ctx, st, true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, kind uint8, b []byte) {
+		keys := []string{restoreKey(id, "start.json"), RestorePartKey(id, "t", 0), restoreKey(id, "done.json")}
+		key := keys[int(kind)%len(keys)]
+		st.Delete(ctx, key)
+		if err := st.Create(ctx, key, b); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		switch int(kind) % len(keys) {
+		case 0:
+			var s *RestoreStart
+			if s, err = r.RestoreStart(ctx, id); err == nil && (s == nil || s.ID != id) {
+				t.Fatalf("%q read as %+v", b, s)
+			}
+		case 1:
+			var p *RestorePart
+			if p, err = r.RestorePart(ctx, id, "t", 0); err == nil && (p == nil || p.check() != nil || p.Topic != "t" || p.Partition != 0) {
+				t.Fatalf("%q read as %+v", b, p)
+			}
+		case 2:
+			var d *RestoreDone
+			if d, err = r.RestoreDone(ctx, id); err == nil && (d == nil || d.ID != id || d.check() != nil) {
+				t.Fatalf("%q read as %+v", b, d)
+			}
+		}
+		if err != nil && !strings.Contains(err.Error(), key) {
+			t.Fatalf("%q: the error does not name %s: %v", b, key, err)
+		}
+	})
+}
