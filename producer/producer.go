@@ -173,7 +173,9 @@ type Producer struct {
 	// Callbacks run in order on their own goroutine, never under mu, so
 	// that a Done may call SendBatch or Flush.
 	callbacks []func()
-	resets    int // partitions started over under a new producer id
+	resets    int          // partitions started over under a new producer id
+	throttles atomic.Int64 // responses asking for a pause (KIP-219)
+	throttled atomic.Int64 // nanoseconds senders paused for them
 	cbIdle    bool
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -708,6 +710,9 @@ func (p *Producer) brokerLoop(id int32) {
 		items []sendItem
 	}
 	inflight := make(chan begun, 16)
+	// throttledUntil is when the broker, over its quota, lets this
+	// producer send again (unix nanoseconds; KIP-219).
+	var throttledUntil atomic.Int64
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -722,6 +727,11 @@ func (p *Producer) brokerLoop(id int32) {
 			if err != nil {
 				p.settle(b.items, nil, err)
 			} else {
+				if ms := r.ThrottleTimeMs(); ms > 0 && b.v >= throttleAfterResponseVersion {
+					until := time.Now().Add(time.Duration(ms) * time.Millisecond).UnixNano()
+					throttledUntil.Store(max(throttledUntil.Load(), until))
+					p.throttles.Add(1)
+				}
 				p.settle(b.items, &r, nil)
 			}
 			resp.Release()
@@ -729,9 +739,15 @@ func (p *Producer) brokerLoop(id int32) {
 	}()
 	defer close(inflight)
 	for {
-		items, ok := p.take(id)
+		if !p.waitThrottle(throttledUntil.Load()) {
+			return
+		}
+		items, ok := p.take(id, &throttledUntil)
 		if !ok {
 			return
+		}
+		if len(items) == 0 {
+			continue // throttled while waiting for batches
 		}
 		conn, err := p.c.BrokerConn(p.ctx, id)
 		if err != nil {
@@ -765,6 +781,32 @@ func (p *Producer) brokerLoop(id int32) {
 	}
 }
 
+// throttleAfterResponseVersion is the first Produce version whose broker
+// answers a client over its quota at once and expects it to wait the
+// throttle time before its next request (KIP-219); an older broker held
+// the response back instead, so there is nothing left to wait.
+const throttleAfterResponseVersion = 6
+
+// waitThrottle waits until unixNanos, the end of a broker's throttle,
+// counting the wait; false when the producer closed meanwhile. Batches
+// keep queueing while it waits, and go out together after it.
+func (p *Producer) waitThrottle(unixNanos int64) bool {
+	d := time.Until(time.Unix(0, unixNanos))
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	start := time.Now()
+	defer func() { p.throttled.Add(int64(time.Since(start))) }()
+	select {
+	case <-t.C:
+		return true
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
 // doneWriting marks items' bytes as no longer in use by a write, and
 // reports those that failed meanwhile.
 func (p *Producer) doneWriting(items []sendItem) {
@@ -780,8 +822,10 @@ func (p *Producer) doneWriting(items []sendItem) {
 }
 
 // take waits for partitions led by id with a batch ready to send and marks
-// one batch of each in flight.
-func (p *Producer) take(id int32) ([]sendItem, bool) {
+// one batch of each in flight. It returns none when the broker throttles
+// the producer meanwhile (throttledUntil, set before the response that
+// asked for it is settled, which wakes take).
+func (p *Producer) take(id int32, throttledUntil *atomic.Int64) ([]sendItem, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for {
@@ -790,6 +834,9 @@ func (p *Producer) take(id int32) ([]sendItem, bool) {
 			// started again for this broker; its receiver still settles
 			// the requests in flight.
 			return nil, false
+		}
+		if time.Now().UnixNano() < throttledUntil.Load() {
+			return nil, true
 		}
 		var items []sendItem
 		led := false
@@ -1011,11 +1058,16 @@ type Stats struct {
 	// new producer id because the broker no longer shared its sequence
 	// state (UNKNOWN_PRODUCER_ID, OUT_OF_ORDER_SEQUENCE_NUMBER).
 	ProducerIDResets int
+	// Throttles counts the responses in which a broker over its quota
+	// asked for a pause, and Throttled is the time senders paused for
+	// them, added up across brokers.
+	Throttles int64
+	Throttled time.Duration
 }
 
 // Stats returns the producer's counters.
 func (p *Producer) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Stats{BufferedBytes: p.buffered, ProducerIDResets: p.resets}
+	return Stats{BufferedBytes: p.buffered, ProducerIDResets: p.resets, Throttles: p.throttles.Load(), Throttled: time.Duration(p.throttled.Load())}
 }

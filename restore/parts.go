@@ -392,6 +392,7 @@ feed:
 	completers.Wait()
 	*st = e.stats(*st)
 	st.AlreadyRestored += skipped
+	st.Throttled += p.Stats().Throttled
 	if err != nil {
 		return err
 	}

@@ -121,6 +121,9 @@ type Stats struct {
 	// Repartitioned are source batches whose records were spread over
 	// target partitions by key (re-encoded).
 	Repartitioned int64
+	// Throttled is how long the producer paused because brokers over
+	// their quota asked it to (KIP-219), across brokers.
+	Throttled time.Duration
 	// GroupsCommitted are the groups whose translated offsets were
 	// committed to the target.
 	GroupsCommitted []string

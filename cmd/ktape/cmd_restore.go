@@ -271,10 +271,11 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 			Groups          []string `json:"groups_committed"`
 			NotTranslated   []string `json:"groups_not_translated"`
 			Seconds         float64  `json:"seconds"`
+			Throttled       float64  `json:"throttled_seconds"`
 			Workers         string   `json:"workers_group,omitempty"`
 		}{"restore_done", m.ID, stats.ID, stats.Resumed, stats.Complete, stats.Partitions, stats.TopicsCreated, stats.Batches, stats.Records, stats.Bytes,
 			stats.AlreadyRestored, stats.Markers, stats.Aborted, stats.Undecided, stats.Outside, stats.Filtered, stats.Renumbered, stats.Repartitioned,
-			stats.Converted, stats.GroupsCommitted, stats.GroupsNotTranslated, secs, opts.Workers.Group})
+			stats.Converted, stats.GroupsCommitted, stats.GroupsNotTranslated, secs, stats.Throttled.Seconds(), opts.Workers.Group})
 	}
 	if stats.Complete {
 		fmt.Fprintf(out, "restore %s of backup %s had already finished; nothing produced", stats.ID, m.ID)
@@ -293,6 +294,9 @@ func runRestore(ctx context.Context, ropts RepoOptions, opts RestoreOptions, gop
 		}
 		if stats.Converted > 0 {
 			fmt.Fprintf(out, "; converted %d legacy (v0/v1) messages to v2 batches", stats.Converted)
+		}
+		if stats.Throttled > 0 {
+			fmt.Fprintf(out, "; paused %.1fs in all because brokers over their quota throttled the producer", stats.Throttled.Seconds())
 		}
 	}
 	if len(stats.GroupsCommitted) > 0 {
