@@ -147,6 +147,8 @@ type restoreFault struct {
 	inject func(t *testing.T, c *kfaketest.Cluster, ct *kfaketest.Cutter) (fired func() int)
 	dialer *client.Dialer
 	long   bool // only with KTAPE_LONG=1
+	// check, when set, checks the restore's figures.
+	check func(t *testing.T, st Stats)
 }
 
 // A broker fault matrix for the producer side of restore: each fault is
@@ -230,6 +232,38 @@ func TestRestoreSurvivesBrokerFaults(t *testing.T) {
 			return func() int { return int(hits.Load()) }
 		},
 	}, {
+		// A broker over its produce quota (KIP-219): three requests
+		// refused (NOT_ENOUGH_REPLICAS, nothing appended) with a
+		// throttle of 200 ms, which the producer waits out.
+		name: "throttled",
+		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter) func() int {
+			var hits atomic.Int32
+			onProduce(c.Kfake(), func(n int, req *kmsg.ProduceRequest) (kmsg.Response, error, bool) {
+				if n%5 != 2 || hits.Add(1) > 3 {
+					return nil, nil, false
+				}
+				resp := req.ResponseKind().(*kmsg.ProduceResponse)
+				resp.ThrottleMillis = 200
+				for _, rt := range req.Topics {
+					t := kmsg.NewProduceResponseTopic()
+					t.Topic, t.TopicID = rt.Topic, rt.TopicID
+					for _, rp := range rt.Partitions {
+						p := kmsg.NewProduceResponseTopicPartition()
+						p.Partition, p.ErrorCode = rp.Partition, kerr.NotEnoughReplicas.Code
+						t.Partitions = append(t.Partitions, p)
+					}
+					resp.Topics = append(resp.Topics, t)
+				}
+				return resp, nil, true
+			})
+			return func() int { return int(min(hits.Load(), 3)) }
+		},
+		check: func(t *testing.T, st Stats) {
+			if st.Throttled < 3*150*time.Millisecond {
+				t.Errorf("the producer paused %v for three throttles of 200 ms", st.Throttled)
+			}
+		},
+	}, {
 		// A broker that says nothing for longer than the request may
 		// take (the producer's 30 s produce timeout plus the client's
 		// 1 s): the connection is given up, the batch sent again on a
@@ -301,8 +335,11 @@ func TestRestoreSurvivesBrokerFaults(t *testing.T) {
 			if fired() == 0 {
 				t.Fatal("the fault never struck")
 			}
+			if tc.check != nil {
+				tc.check(t, st)
+			}
 			lost, dup := fs.compare(t, dst.ConsumeAll(t, "t"))
-			t.Logf("FIGURES fault=%q struck=%d batches=%d lost=%d duplicated=%d took=%v", tc.name, fired(), st.Batches, lost, dup, took.Round(time.Millisecond))
+			t.Logf("FIGURES fault=%q struck=%d batches=%d lost=%d duplicated=%d took=%v throttled=%v", tc.name, fired(), st.Batches, lost, dup, took.Round(time.Millisecond), st.Throttled.Round(time.Millisecond))
 		})
 	}
 }
