@@ -469,6 +469,12 @@ func (f *Fetcher) brokerLoop(id int32) {
 	}
 }
 
+// throttleAfterFetchVersion is the first Fetch version whose broker,
+// when the client is over its quota, answers at once and expects the
+// client to wait the throttle time before its next request (KIP-219); an
+// older broker held the response back for that time instead.
+const throttleAfterFetchVersion = 8
+
 // quietPeriod: refreshes this far apart start their backoff afresh.
 const quietPeriod = 5 * time.Second
 
@@ -566,7 +572,10 @@ func (f *Fetcher) fetchOnce(ls *loopState, id int32, batch []*partState, charge 
 		resp.Release()
 		return nil, 0, &ConnError{Addr: conn.Addr(), Err: err}
 	}
-	throttle := time.Duration(r.ThrottleTimeMs()) * time.Millisecond
+	var throttle time.Duration
+	if v >= throttleAfterFetchVersion {
+		throttle = time.Duration(r.ThrottleTimeMs()) * time.Millisecond
+	}
 	if err := protocol.ErrorForCode(r.ErrorCode()); err != nil {
 		resp.Release()
 		return nil, throttle, fmt.Errorf("client: fetch from broker %d: %w", id, err)

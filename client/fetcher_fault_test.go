@@ -112,15 +112,18 @@ func TestFetcherDroppedConnection(t *testing.T) {
 }
 
 // A throttled response delays the next fetch to that broker by the
-// throttle time.
+// throttle time (Fetch v8+, where the broker answers before throttling:
+// KIP-219).
 func TestFetcherHonoursThrottle(t *testing.T) {
 	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 	produce(t, c, "t", 1, 50, kgo.NoCompression())
 	var mu sync.Mutex
 	var times []time.Time
+	var version int16
 	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
 		mu.Lock()
+		version = req.GetVersion()
 		times = append(times, time.Now())
 		first := len(times) == 1
 		mu.Unlock()
@@ -144,6 +147,9 @@ func TestFetcherHonoursThrottle(t *testing.T) {
 	fe.Release()
 	mu.Lock()
 	defer mu.Unlock()
+	if version < throttleAfterFetchVersion {
+		t.Fatalf("Fetch v%d: the test needs v%d or later", version, throttleAfterFetchVersion)
+	}
 	if len(times) < 2 || times[1].Sub(times[0]) < 290*time.Millisecond {
 		t.Fatalf("second fetch %v after a 300 ms throttle", times[1].Sub(times[0]))
 	}
