@@ -127,6 +127,9 @@ type Stats struct {
 	// held at once (measured after each partition's share of a fetch is
 	// added, before older segments are sealed or waited for).
 	PeakHeld int64
+	// Throttled is how long fetching paused because brokers over their
+	// quota asked it to (KIP-219), added up across brokers.
+	Throttled time.Duration
 }
 
 // partition is one partition being backed up.
@@ -248,6 +251,7 @@ func (e *engine) run(ctx context.Context) (*repo.Manifest, Stats, error) {
 	e.startFetch()
 	defer e.f.Close()
 	stopped, err := e.follow(ctx)
+	e.st.Throttled = e.f.Throttled()
 	if err != nil {
 		if ctx.Err() == nil {
 			// Keep what is done for the next run, if the repository

@@ -136,6 +136,9 @@ func TestBackupSurvivesBrokerFaults(t *testing.T) {
 		// inject arms the fault on c; fired reports how often it struck.
 		inject func(t *testing.T, c *kfaketest.Cluster, ct *kfaketest.Cutter, disarm func(func())) (fired func() int)
 		dialer *client.Dialer
+		// minThrottled is the least the backup must report paused for
+		// throttles.
+		minThrottled time.Duration
 	}{{
 		// The broker closes the connection on receiving a fetch, before
 		// answering it.
@@ -193,7 +196,8 @@ func TestBackupSurvivesBrokerFaults(t *testing.T) {
 		},
 	}, {
 		// Three fetches answered empty with a throttle of 200 ms.
-		name: "throttled",
+		name:         "throttled",
+		minThrottled: 3 * 150 * time.Millisecond,
 		inject: func(t *testing.T, c *kfaketest.Cluster, _ *kfaketest.Cutter, disarm func(func())) func() int {
 			var hits atomic.Int32
 			disarm(onFetch(c.Kfake(), func(n int, r *kmsg.FetchRequest) (kmsg.Response, error, bool) {
@@ -281,8 +285,11 @@ func TestBackupSurvivesBrokerFaults(t *testing.T) {
 			if fired() == 0 {
 				t.Fatal("the fault never struck")
 			}
+			if stats.Throttled < tc.minThrottled {
+				t.Errorf("the backup paused %v for throttles, want at least %v", stats.Throttled, tc.minThrottled)
+			}
 			lost, dup := checkExact(t, c, st, r, m)
-			t.Logf("FIGURES fault=%q struck=%d records=%d lost=%d duplicated=%d took=%v", tc.name, fired(), stats.Records, lost, dup, took.Round(time.Millisecond))
+			t.Logf("FIGURES fault=%q struck=%d records=%d lost=%d duplicated=%d took=%v throttled=%v", tc.name, fired(), stats.Records, lost, dup, took.Round(time.Millisecond), stats.Throttled.Round(time.Millisecond))
 		})
 	}
 }

@@ -424,6 +424,7 @@ func (sw *sharedWorker) work(ctx context.Context, revokedCh <-chan struct{}, pla
 	e.startFetch()
 	defer e.f.Close()
 	halted, err := e.follow(ctx)
+	e.st.Throttled = e.f.Throttled()
 	if err != nil {
 		if ctx.Err() == nil {
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -649,6 +650,7 @@ func (sw *sharedWorker) add(st Stats) {
 	sw.st.Checkpoints += st.Checkpoints
 	sw.st.Gaps += st.Gaps
 	sw.st.PeakHeld = max(sw.st.PeakHeld, st.PeakHeld)
+	sw.st.Throttled += st.Throttled
 }
 
 // cloneManifest copies m deeply enough that its topics and partitions can

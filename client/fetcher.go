@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ktape/ktape/protocol"
@@ -218,7 +219,12 @@ type Fetcher struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
+	throttled atomic.Int64 // nanoseconds the loops paused for brokers' throttles
 }
+
+// Throttled is how long the fetcher paused because brokers over their
+// quota asked it to (KIP-219), added up across brokers.
+func (f *Fetcher) Throttled() time.Duration { return time.Duration(f.throttled.Load()) }
 
 // NewFetcher returns a Fetcher over c. It fetches nothing until
 // partitions are assigned and Poll is called.
@@ -460,11 +466,13 @@ func (f *Fetcher) brokerLoop(id int32) {
 			// (KIP-219): honour it on this broker only, after handing over
 			// what was fetched.
 			t := time.NewTimer(throttle)
+			start := time.Now()
 			select {
 			case <-t.C:
 			case <-f.ctx.Done():
 				t.Stop()
 			}
+			f.throttled.Add(int64(time.Since(start)))
 		}
 	}
 }

@@ -153,6 +153,9 @@ func TestFetcherHonoursThrottle(t *testing.T) {
 	if len(times) < 2 || times[1].Sub(times[0]) < 290*time.Millisecond {
 		t.Fatalf("second fetch %v after a 300 ms throttle", times[1].Sub(times[0]))
 	}
+	if d := f.Throttled(); d < 290*time.Millisecond || d > 2*time.Second {
+		t.Fatalf("Throttled() = %v after one throttle of 300 ms", d)
+	}
 }
 
 // A leader that goes away and comes back on the same address (a broker

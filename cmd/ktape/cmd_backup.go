@@ -265,9 +265,10 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 			Groups      int     `json:"groups"`
 			PeakHeld    int64   `json:"peak_segment_bytes"`
 			Seconds     float64 `json:"seconds"`
+			Throttled   float64 `json:"throttled_seconds"`
 			Workers     string  `json:"workers_group,omitempty"`
 		}{"backup_done", m.ID, m.Parent, stats.Resumed, len(m.Topics), stats.Partitions, stats.Batches, stats.Records, stats.Bytes,
-			stats.Segments, stats.StoredBytes, stats.Gaps, stats.Groups, stats.PeakHeld, secs, opts.Workers.Group})
+			stats.Segments, stats.StoredBytes, stats.Gaps, stats.Groups, stats.PeakHeld, secs, stats.Throttled.Seconds(), opts.Workers.Group})
 	}
 	how := "backup"
 	switch {
@@ -279,8 +280,12 @@ func runBackup(ctx context.Context, ropts RepoOptions, opts BackupOptions, gopts
 	if opts.Workers.Group != "" {
 		how += " shared by workers group " + opts.Workers.Group + ", of which this worker's part"
 	}
-	fmt.Fprintf(out, "%s %s: %d topics, %d partitions; this run: %d records in %d batches, %s, stored as %s in %d segments, %.1fs\n",
+	fmt.Fprintf(out, "%s %s: %d topics, %d partitions; this run: %d records in %d batches, %s, stored as %s in %d segments, %.1fs",
 		how, m.ID, len(m.Topics), stats.Partitions, stats.Records, stats.Batches, size(uint64(stats.Bytes)), size(uint64(stats.StoredBytes)), stats.Segments, secs)
+	if stats.Throttled > 0 {
+		fmt.Fprintf(out, "; paused %.1fs in all because brokers over their quota throttled the fetches", stats.Throttled.Seconds())
+	}
+	fmt.Fprintln(out)
 	return nil
 }
 
