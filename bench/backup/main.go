@@ -67,9 +67,9 @@
 //     only seal each metadata object to one more recipient). Checked as
 //     ktape's is, the manifest read with the key (repo.OpenKeys); the
 //     repository must be encrypted (a plain one fails the check, as an
-//     encrypted one fails ktape's). Not in the default -impl: it would
-//     lengthen make bench-backup by a quarter for a cost measured once
-//     (BENCHMARKS.md).
+//     encrypted one fails ktape's). Not in the default -impl: a sixth
+//     client would lengthen make bench-backup by a fifth, for a cost
+//     measured on its own (results/2026-11-22-age.*).
 //   - kcat: "kcat -C -b ADDR -t TOPIC -e -o beginning -q -f %k%s" (Debian's
 //     kcat, librdkafka's defaults) with stdout on a file. It saw every
 //     record if the file holds exactly records × (key + value) bytes.
