@@ -24,9 +24,10 @@ func TestMain(m *testing.M) {
 // TestHarnessEndToEnd runs the real harness on a tiny topic: it builds
 // ktape, starts a broker process and a client process per run, checks
 // what each client saw, and prints one line per run; then -table reads
-// them back.
+// them back. ktape-age runs too: its key made with ktape keygen, its
+// encrypted manifest read with the key.
 func TestHarnessEndToEnd(t *testing.T) {
-	impls := []string{"ktape", "raw", "kgo"}
+	impls := []string{"ktape", "ktape-age", "raw", "kgo"}
 	if _, err := exec.LookPath("kcat"); err == nil {
 		impls = append(impls, "kcat")
 	} else {
@@ -37,7 +38,7 @@ func TestHarnessEndToEnd(t *testing.T) {
 		impls         []string
 	}{
 		{"source", "lz4", impls},
-		{"kfake", "none", []string{"ktape", "raw"}},
+		{"kfake", "none", []string{"ktape", "ktape-age", "raw"}},
 	} {
 		var stdout, stderr bytes.Buffer
 		args := []string{"-impl", strings.Join(tc.impls, ","), "-target", tc.target, "-size", "4MiB", "-partitions", "2",
@@ -90,6 +91,7 @@ func TestHarnessEndToEnd(t *testing.T) {
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-impl", "nosuch"},
+		{"-impl", "ktape,ktape-agex"},
 		{"-target", "kafka"},
 		{"-size", "lots"},
 		{"-partitions", "0"},

@@ -62,6 +62,7 @@ func (r result) Failure() string { return r.Error }
 // notes say what is not comparable about an impl's numbers.
 var notes = map[string]string{
 	"ktape":      "ktape backup --compression none",
+	"ktape-age":  "ktape backup --compression none, into a new repository encrypted to one age key (--encrypt-to, --identity-file)",
 	"ktape-auto": "ktape backup --compression auto (zstd frames unless the batches are compressed)",
 	"kcat":       "kcat -C -e -f %k%s > file (librdkafka defaults)",
 	"kgo":        "franz-go consumer, key+value to a file in 64 KiB writes",
@@ -80,6 +81,11 @@ type runner struct {
 	launcher string
 	ktapeBin string
 	kcatBin  string
+
+	// ktape-age's key, made once per invocation: the private key's file
+	// and its public key.
+	ageKey       string
+	ageRecipient string
 }
 
 func (h *runner) run() error {
@@ -153,9 +159,15 @@ func (h *runner) resolveImpls() ([]string, error) {
 	)
 	for _, impl := range h.opts.impls {
 		switch impl {
-		case "ktape", "ktape-auto":
+		case "ktape", "ktape-auto", "ktape-age":
 			if h.ktapeBin == "" {
 				if h.ktapeBin, err = harness.Ktape(h.opts.ktapeBin, h.dir, h.stderr); err != nil {
+					return nil, err
+				}
+			}
+			if impl == "ktape-age" {
+				h.ageKey = filepath.Join(h.dir, "age.key")
+				if h.ageRecipient, err = harness.Keygen(h.ktapeBin, h.ageKey); err != nil {
 					return nil, err
 				}
 			}
@@ -204,13 +216,17 @@ func (h *runner) runOne(impl, target string, size int64, p int, codec string, re
 		fileOutput *os.File
 	)
 	switch impl {
-	case "ktape", "ktape-auto":
+	case "ktape", "ktape-auto", "ktape-age":
 		comp := "none"
 		if impl == "ktape-auto" {
 			comp = "auto"
 		}
-		cmd = exec.CommandContext(ctx, h.ktapeBin, "backup", "--brokers", srv.Addr, "--repo", repoDir, "--json",
-			"--compression", comp, "--memory", strconv.FormatInt(h.opts.memory, 10))
+		args := []string{"backup", "--brokers", srv.Addr, "--repo", repoDir, "--json",
+			"--compression", comp, "--memory", strconv.FormatInt(h.opts.memory, 10)}
+		if impl == "ktape-age" {
+			args = append(args, "--encrypt-to", h.ageRecipient, "--identity-file", h.ageKey)
+		}
+		cmd = exec.CommandContext(ctx, h.ktapeBin, args...)
 	case "kcat":
 		cmd = exec.CommandContext(ctx, h.kcatBin, "-C", "-b", srv.Addr, "-t", ti.Topic, "-e", "-o", "beginning", "-q", "-f", "%k%s")
 		if fileOutput, err = os.Create(outFile); err != nil {
@@ -246,9 +262,15 @@ func (h *runner) runOne(impl, target string, size int64, p int, codec string, re
 	res.CPUPerGiB = harness.Round(res.CPUSeconds/(float64(ti.Bytes)/(1<<30)), 3)
 
 	switch impl {
-	case "ktape", "ktape-auto":
-		var tot harness.BackupTotals
-		tot, err = harness.CheckBackup(ctx, stdout.Bytes(), repoDir)
+	case "ktape", "ktape-auto", "ktape-age":
+		var (
+			tot harness.BackupTotals
+			key string
+		)
+		if impl == "ktape-age" {
+			key = h.ageKey
+		}
+		tot, err = harness.CheckBackup(ctx, stdout.Bytes(), repoDir, key)
 		res.BytesSeen, res.BatchesSeen, res.RecordsSeen = tot.Bytes, tot.Batches, tot.Records
 		res.OutputBytes = harness.DirSize(repoDir)
 	case "kcat":

@@ -61,10 +61,11 @@ func (r result) Failure() string { return r.Error }
 
 // notes say what each impl does, in every line.
 var notes = map[string]string{
-	"ktape": "ktape restore from a local repository",
-	"kcat":  "kcat -P from a file (-K/-D delimiters, idempotent, linger.ms=5, batch.size=1000000)",
-	"kgo":   "franz-go producer from a file (defaults, codec set)",
-	"naive": "a naive replayer on ktape's protocol layer: each plain segment read whole through the page cache, then its batches sent untouched (base offset zeroed), one Produce request each, 16 in flight, no checks, no overlap of reading and sending",
+	"ktape":     "ktape restore from a local repository",
+	"ktape-age": "ktape restore from a local repository encrypted to one age key (--identity-file)",
+	"kcat":      "kcat -P from a file (-K/-D delimiters, idempotent, linger.ms=5, batch.size=1000000)",
+	"kgo":       "franz-go producer from a file (defaults, codec set)",
+	"naive":     "a naive replayer on ktape's protocol layer: each plain segment read whole through the page cache, then its batches sent untouched (base offset zeroed), one Produce request each, 16 in flight, no checks, no overlap of reading and sending",
 }
 
 // runner runs the matrix.
@@ -107,6 +108,7 @@ func (r *runner) run() error {
 		}
 	}
 	needRepo := slices.Contains(r.opts.impls, "ktape") || slices.Contains(r.opts.impls, "naive")
+	needAgeRepo := slices.Contains(r.opts.impls, "ktape-age")
 	needRecords := slices.Contains(r.opts.impls, "kcat") || slices.Contains(r.opts.impls, "kgo")
 
 	type conf struct {
@@ -122,7 +124,7 @@ func (r *runner) run() error {
 				for _, c := range r.opts.codecs {
 					k := inputKey{s, p, c}
 					if inputs[k] == nil {
-						in, err := r.prepare(k, needRepo, needRecords)
+						in, err := r.prepare(k, needRepo, needAgeRepo, needRecords)
 						if err != nil {
 							return err
 						}
@@ -175,7 +177,7 @@ func (r *runner) runOne(impl, target string, k inputKey, in *input, rep int) res
 
 	// ktape restore creates the topic; the peers produce into one that
 	// exists.
-	srv, err := r.startTarget(target, ti, impl != "ktape")
+	srv, err := r.startTarget(target, ti, !isKtape(impl))
 	if err != nil {
 		res.Error = err.Error()
 		return res
@@ -190,16 +192,24 @@ func (r *runner) runOne(impl, target string, k inputKey, in *input, rep int) res
 		stdout, stderr bytes.Buffer
 	)
 	switch impl {
-	case "ktape":
+	case "ktape", "ktape-age":
+		repoDir := in.repoDir()
+		if impl == "ktape-age" {
+			repoDir = in.ageRepoDir()
+		}
 		// Every run is a new restore: the log an earlier run left in the
 		// repository (restores/) would make this one find it done.
-		if err := os.RemoveAll(filepath.Join(in.repoDir(), "restores")); err != nil {
+		if err := os.RemoveAll(filepath.Join(repoDir, "restores")); err != nil {
 			res.Error = err.Error()
 			return res
 		}
-		res.InputBytes = harness.DirSize(in.repoDir())
-		cmd = exec.CommandContext(ctx, r.ktapeBin, "restore", "--brokers", srv.Addr, "--repo", in.repoDir(),
-			"--backup", "latest", "--json", "--memory", strconv.FormatInt(r.opts.memory, 10))
+		res.InputBytes = harness.DirSize(repoDir)
+		args := []string{"restore", "--brokers", srv.Addr, "--repo", repoDir,
+			"--backup", "latest", "--json", "--memory", strconv.FormatInt(r.opts.memory, 10)}
+		if impl == "ktape-age" {
+			args = append(args, "--identity-file", in.ageKey())
+		}
+		cmd = exec.CommandContext(ctx, r.ktapeBin, args...)
 	case "kcat":
 		res.InputBytes = harness.FileSize(in.recordsPath())
 		args := []string{"-P", "-b", srv.Addr, "-t", ti.Topic, "-K", kcatDelim(keyDelim), "-D", kcatDelim(recordDelim), "-q",
@@ -246,7 +256,7 @@ func (r *runner) runOne(impl, target string, k inputKey, in *input, rep int) res
 	res.CPUPerGiB = harness.Round(use.CPU()/(float64(ti.Bytes)/(1<<30)), 3)
 
 	switch impl {
-	case "ktape":
+	case "ktape", "ktape-age":
 		err = checkKtape(&res, stdout.Bytes(), ti)
 	case "kgo", "naive":
 		var cr childResult
@@ -268,11 +278,15 @@ func (r *runner) runOne(impl, target string, k inputKey, in *input, rep int) res
 		res.Error = fmt.Sprintf("the %s holds %d records; the topic %d", target, res.TargetRecords, ti.Records)
 	case res.RecordsSent != 0 && res.RecordsSent != ti.Records:
 		res.Error = fmt.Sprintf("%s reported %d records delivered; the topic holds %d", impl, res.RecordsSent, ti.Records)
-	case (impl == "ktape" || impl == "naive") && target == "sink" && (got.Batches != ti.Batches || got.Bytes != ti.Bytes):
+	case (isKtape(impl) || impl == "naive") && target == "sink" && (got.Batches != ti.Batches || got.Bytes != ti.Bytes):
 		res.Error = fmt.Sprintf("the sink received %d batches, %d bytes; the backup holds %d, %d", got.Batches, got.Bytes, ti.Batches, ti.Bytes)
 	}
 	return res
 }
+
+// isKtape says whether impl is ktape restore, which creates the topic and
+// sends the backup's batches as they are.
+func isKtape(impl string) bool { return impl == "ktape" || impl == "ktape-age" }
 
 // checkKtape reads ktape restore's summary line: every batch, record and
 // byte of the topic restored.

@@ -8,7 +8,8 @@
 //
 //	go run ./bench/restore [flags]          (or: make bench-restore ARGS='...')
 //
-//	-impl         clients, comma-separated (default ktape,kcat,kgo)
+//	-impl         clients, comma-separated (default ktape,kcat,kgo; also
+//	              ktape-age, naive)
 //	-target       brokers, comma-separated: sink, kfake (default sink)
 //	-size         batch bytes of the topic, comma-separated (default 1GiB)
 //	-partitions   partitions, comma-separated (default 1,8)
@@ -45,6 +46,11 @@
 //   - for ktape, "ktape backup --brokers ADDR --repo DIR --json
 //     --compression none" copies it into a local repository, checked by
 //     its manifest (every offset, batch and byte);
+//   - for ktape-age, "ktape keygen" makes an age key (kept as age.key
+//     beside the repositories) and the same backup, with "--encrypt-to
+//     RECIPIENT --identity-file age.key", goes into a second repository
+//     (repo-age), encrypted at rest; its manifest is checked the same way,
+//     read with the key, and the repository must be encrypted;
 //   - for kcat and kgo, the same records (package source regenerates them,
 //     partition by partition, in offset order) are written to a file, each
 //     as key, keyDelim, value, recordDelim; the delimiters are the bytes
@@ -69,6 +75,11 @@
 //     earlier run left in the repository, so that each run is a new
 //     restore. Its restore_done line must report every batch, record and
 //     byte of the topic.
+//   - ktape-age: the same command on the encrypted repository, with
+//     "--identity-file age.key" added: what encryption at rest costs a
+//     restore. Checked as ktape is, by its restore_done line and by what
+//     the broker received. Not in the default -impl (make bench-restore
+//     stays as long as it was).
 //   - kcat: "kcat -P -b ADDR -t TOPIC -K KD -D RD -q -X
 //     enable.idempotence=true -X linger.ms=5 -X batch.size=1000000
 //     [-z lz4]" with the records file on stdin (Debian's kcat; linger and
@@ -131,7 +142,7 @@ func main() {
 }
 
 // knownImpls is every client, in the order tables list them.
-var knownImpls = []string{"ktape", "kcat", "kgo", "naive"}
+var knownImpls = []string{"ktape", "ktape-age", "kcat", "kgo", "naive"}
 
 // options are the parsed flags.
 type options struct {

@@ -43,13 +43,15 @@ type inputKey struct {
 	codec      string
 }
 
-// input is one prepared topic: a repository holding its backup, and a file
-// of its records, kept in dir.
+// input is one prepared topic: a repository holding its backup, the same
+// in a repository encrypted to an age key, and a file of its records, kept
+// in dir.
 type input struct {
-	dir     string
-	topic   source.TopicInfo
-	backup  harness.BackupTotals // zero without a repository
-	records recordsInfo          // zero without a records file
+	dir       string
+	topic     source.TopicInfo
+	backup    harness.BackupTotals // zero without a repository
+	ageBackup harness.BackupTotals // zero without an encrypted repository
+	records   recordsInfo          // zero without a records file
 }
 
 // recordsInfo is records.json: the records file is complete.
@@ -59,6 +61,8 @@ type recordsInfo struct {
 }
 
 func (in *input) repoDir() string     { return filepath.Join(in.dir, "repo") }
+func (in *input) ageRepoDir() string  { return filepath.Join(in.dir, "repo-age") }
+func (in *input) ageKey() string      { return filepath.Join(in.dir, "age.key") }
 func (in *input) recordsPath() string { return filepath.Join(in.dir, "records") }
 
 // topicArgs are the flags that make bench/source's topic for k, for
@@ -69,11 +73,12 @@ func (r *runner) topicArgs(k inputKey) []string {
 }
 
 // prepare returns the input for k, making what is missing of it: the
-// repository if repo, the records file if records. What an earlier run
-// left in -inputs is used again (each part is complete once its .json file
-// exists). The topic is generated in processes of their own
-// (serve-source, and this program re-run as write-records).
-func (r *runner) prepare(k inputKey, repo, records bool) (*input, error) {
+// repository if repo, the encrypted repository and its key if ageRepo,
+// the records file if records. What an earlier run left in -inputs is used
+// again (each part is complete once its .json file exists). The topic is
+// generated in processes of their own (serve-source, and this program
+// re-run as write-records).
+func (r *runner) prepare(k inputKey, repo, ageRepo, records bool) (*input, error) {
 	name := fmt.Sprintf("%d-p%d-%s-b%d-pool%d", k.size, k.partitions, k.codec, r.opts.batchBytes, r.opts.poolBytes)
 	in := &input{dir: filepath.Join(r.inputs, name)}
 	if err := os.MkdirAll(in.dir, 0o755); err != nil {
@@ -111,6 +116,24 @@ func (r *runner) prepare(k inputKey, repo, records bool) (*input, error) {
 			}
 		}
 	}
+	if ageRepo {
+		have, err := readJSON(filepath.Join(in.dir, "repo-age.json"), &in.ageBackup)
+		if err != nil {
+			return nil, err
+		}
+		if !have {
+			ti, err := r.prepareAgeRepo(k, in)
+			if err == nil {
+				err = setTopic(ti)
+			}
+			if err == nil {
+				err = writeJSON(filepath.Join(in.dir, "repo-age.json"), in.ageBackup)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("prepare the encrypted repository of %s: %w", name, err)
+			}
+		}
+	}
 	if records {
 		have, err := readJSON(filepath.Join(in.dir, "records.json"), &in.records)
 		if err != nil {
@@ -143,36 +166,74 @@ func (r *runner) prepareRepo(k inputKey, in *input) (source.TopicInfo, error) {
 		return ti, err
 	}
 	fmt.Fprintf(r.stderr, "restore: preparing %s: ktape backup from bench/source\n", in.dir)
-	srv, err := harness.StartServer("serve-source", r.self, append([]string{"serve-source"}, r.topicArgs(k)...), r.selfEnv, r.stderr)
+	tot, ti, err := r.backupInto(k, in.repoDir(), "", "")
+	in.backup = tot
+	return ti, err
+}
+
+// prepareAgeRepo is prepareRepo into a new repository encrypted to a new
+// age key, kept beside it (age.key) for the restores to read it with: the
+// same key is the repository's recipient and the backup's identity.
+func (r *runner) prepareAgeRepo(k inputKey, in *input) (source.TopicInfo, error) {
+	var ti source.TopicInfo
+	if err := os.RemoveAll(in.ageRepoDir()); err != nil {
+		return ti, err
+	}
+	if err := os.Remove(in.ageKey()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return ti, err
+	}
+	fmt.Fprintf(r.stderr, "restore: preparing %s: ktape keygen, ktape backup --encrypt-to from bench/source\n", in.dir)
+	recipient, err := harness.Keygen(r.ktapeBin, in.ageKey())
 	if err != nil {
 		return ti, err
 	}
+	tot, ti, err := r.backupInto(k, in.ageRepoDir(), recipient, in.ageKey())
+	in.ageBackup = tot
+	return ti, err
+}
+
+// backupInto runs ktape backup of k's topic from a new bench/source into
+// the new repository repoDir, encrypted to recipient with identityFile
+// unless they are empty, and checks it (harness.CheckBackup) against the
+// topic.
+func (r *runner) backupInto(k inputKey, repoDir, recipient, identityFile string) (harness.BackupTotals, source.TopicInfo, error) {
+	var (
+		ti  source.TopicInfo
+		tot harness.BackupTotals
+	)
+	srv, err := harness.StartServer("serve-source", r.self, append([]string{"serve-source"}, r.topicArgs(k)...), r.selfEnv, r.stderr)
+	if err != nil {
+		return tot, ti, err
+	}
 	defer srv.Kill()
 	if err := json.Unmarshal(srv.Info, &ti); err != nil {
-		return ti, fmt.Errorf("serve-source topic line %q: %w", srv.Info, err)
+		return tot, ti, fmt.Errorf("serve-source topic line %q: %w", srv.Info, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.timeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, r.ktapeBin, "backup", "--brokers", srv.Addr, "--repo", in.repoDir(), "--json",
-		"--compression", "none", "--memory", strconv.FormatInt(r.opts.memory, 10))
+	args := []string{"backup", "--brokers", srv.Addr, "--repo", repoDir, "--json",
+		"--compression", "none", "--memory", strconv.FormatInt(r.opts.memory, 10)}
+	if recipient != "" {
+		args = append(args, "--encrypt-to", recipient, "--identity-file", identityFile)
+	}
+	cmd := exec.CommandContext(ctx, r.ktapeBin, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return ti, fmt.Errorf("ktape backup: %v: %s", err, harness.LastLines(stderr.String(), 5))
+		return tot, ti, fmt.Errorf("ktape backup: %v: %s", err, harness.LastLines(stderr.String(), 5))
 	}
 	if _, err := srv.Stop(); err != nil {
-		return ti, err
+		return tot, ti, err
 	}
-	tot, err := harness.CheckBackup(ctx, stdout.Bytes(), in.repoDir())
+	tot, err = harness.CheckBackup(ctx, stdout.Bytes(), repoDir, identityFile)
 	if err != nil {
-		return ti, err
+		return tot, ti, err
 	}
 	if tot.Records != ti.Records || tot.Batches != ti.Batches || tot.Bytes != ti.Bytes {
-		return ti, fmt.Errorf("the backup holds %d records, %d batches, %d bytes; the topic %d, %d, %d",
+		return tot, ti, fmt.Errorf("the backup holds %d records, %d batches, %d bytes; the topic %d, %d, %d",
 			tot.Records, tot.Batches, tot.Bytes, ti.Records, ti.Batches, ti.Bytes)
 	}
-	in.backup = tot
-	return ti, nil
+	return tot, ti, nil
 }
 
 // prepareRecords writes the records file with this program re-run as

@@ -28,9 +28,11 @@ func TestMain(m *testing.M) {
 // ktape, prepares a repository and a records file, starts a broker process
 // and a client process per run, checks what the broker received, and
 // prints one line per run; then -table reads them back. The second target
-// reuses the inputs the first prepared, and a ktape built once.
+// reuses the inputs the first prepared, and a ktape built once. ktape-age
+// restores from the encrypted repository prepared beside the plain one,
+// with its key.
 func TestHarnessEndToEnd(t *testing.T) {
-	impls := []string{"ktape", "kgo", "naive"}
+	impls := []string{"ktape", "ktape-age", "kgo", "naive"}
 	if _, err := exec.LookPath("kcat"); err == nil {
 		impls = append(impls, "kcat")
 	} else {

@@ -494,7 +494,7 @@ func (h *runner) checkRepo(ctx context.Context, repoDir string, res *result, ti 
 			return fmt.Errorf("worker %s reported backup %q, the repository holds %s", w.Name, w.backup, ids[0])
 		}
 	}
-	tot, err := harness.CheckManifest(ctx, repoDir, ids[0])
+	tot, err := harness.CheckManifest(ctx, repoDir, ids[0], "")
 	if err != nil {
 		return err
 	}
