@@ -123,9 +123,8 @@ type Stats struct {
 	Checkpoints int
 	Gaps        int
 	Groups      int
-	// PeakHeld is the most memory segments being built and being stored
-	// held at once (measured after each partition's share of a fetch is
-	// added, before older segments are sealed or waited for).
+	// PeakHeld is the most memory segments being built, sealed
+	// (encrypted) and stored held at once: the buffers really in use.
 	PeakHeld int64
 	// Throttled is how long fetching paused because brokers over their
 	// quota asked it to (KIP-219), added up across brokers.
@@ -145,12 +144,13 @@ type partition struct {
 	w       *repo.SegmentWriter
 }
 
-// held is the memory the partition's open segment holds.
+// held is the memory the partition's open segment holds, and will to be
+// stored (segBuf.Cost).
 func (p *partition) held() int64 {
 	if p.w == nil {
 		return 0
 	}
-	return int64(p.buf.Cap() + p.w.Buffered())
+	return int64(p.buf.Cost(p.w.Buffered()))
 }
 
 type engine struct {
@@ -230,7 +230,7 @@ func Run(ctx context.Context, c *client.Client, r *repo.Repository, opts Options
 	e := newEngine(c, r, opts)
 	defer e.up.wait() // no upload outlives the run
 	if err := e.plan(ctx); err != nil {
-		return nil, e.st, err
+		return nil, e.stats(), err
 	}
 	return e.run(ctx)
 }
@@ -262,18 +262,26 @@ func (e *engine) run(ctx context.Context) (*repo.Manifest, Stats, error) {
 			}
 			cancel()
 		}
-		return nil, e.st, err
+		return nil, e.stats(), err
 	}
 	if stopped && opts.Mode == Snapshot {
 		if err := e.checkpoint(ctx, false); err != nil {
-			return nil, e.st, err
+			return nil, e.stats(), err
 		}
-		return nil, e.st, ErrStopped
+		return nil, e.stats(), ErrStopped
 	}
 	if err := e.checkpoint(ctx, true); err != nil {
-		return nil, e.st, err
+		return nil, e.stats(), err
 	}
-	return e.m, e.st, nil
+	return e.m, e.stats(), nil
+}
+
+// stats are the run's figures, with the segment buffers' peak as it
+// stands.
+func (e *engine) stats() Stats {
+	st := e.st
+	st.PeakHeld = e.up.pool.peakInUse()
+	return st
 }
 
 // startFetch starts the fetcher on every partition not done.
@@ -718,7 +726,6 @@ func (e *engine) take(ctx context.Context, p *partition, fp *client.FetchedParti
 	e.st.Bytes += ev.Bytes
 	ev.TopicPartition, ev.Next, ev.HighWatermark, ev.Wait = p.tp, p.next, fp.HighWatermark, wait
 	e.obs.Fetched(ev)
-	e.st.PeakHeld = max(e.st.PeakHeld, e.open+e.up.held())
 	if p.w != nil && p.buf.Len() >= e.opts.SegmentBytes {
 		if err := e.seal(ctx, p); err != nil {
 			return err
@@ -808,6 +815,9 @@ func (e *engine) seal(ctx context.Context, p *partition) error {
 // balance keeps segments being built and being stored within half the
 // memory budget: it seals the largest open segments early, and waits for
 // uploads when they hold the rest.
+// Open segments count what storing them takes (in an encrypted
+// repository, the buffer each is sealed into too), so that sealing one
+// moves its memory to the uploader and adds nothing.
 func (e *engine) balance(ctx context.Context) error {
 	limit := e.opts.Memory / 2
 	for {
@@ -815,7 +825,11 @@ func (e *engine) balance(ctx context.Context) error {
 		switch {
 		case e.open+uploading <= limit:
 			return nil
-		case e.open > limit/2:
+		case uploading < limit/2:
+			// Open segments hold the most: seal the largest, so that
+			// its upload frees it. (With uploads holding half or more,
+			// waiting for them frees memory sooner, and lets open
+			// segments grow to their size.)
 			var big *partition
 			for _, p := range e.parts {
 				if h := p.held(); h > 0 && (big == nil || h > big.held()) {

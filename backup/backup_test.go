@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/ktape/ktape/client"
 	"github.com/ktape/ktape/internal/azuretest"
 	"github.com/ktape/ktape/internal/gcstest"
@@ -384,34 +386,70 @@ func (countCheckpoints) Fetched(FetchEvent)             {}
 func (countCheckpoints) Stored(StoreEvent)              {}
 func (c countCheckpoints) Checkpointed(CheckpointEvent) { c.n.Add(1) }
 
-// Many partitions, zstd framing and the smallest budget: segments being
-// built and stored never hold much more than their half of it (one
-// partition's share of a fetch over, before older segments are sealed).
+// The smallest budget, zstd framing, in a plain and an encrypted
+// repository (where each segment is sealed into a second buffer as large
+// while it is stored), over many small partitions and over a few that
+// fill segments: the segment buffers really in use never hold much more
+// than their half of the budget (one partition's share of a fetch over,
+// before older segments are sealed).
 func TestMemoryBudgetManyPartitions(t *testing.T) {
-	c := kfaketest.Start(t, kfaketest.Topics(200, "wide"))
-	value := bytes.Repeat([]byte("budget "), 1500) // ~10 KiB
-	for p := int32(0); p < 200; p++ {
-		rs := records(fmt.Sprint("p", p), 10)
-		for _, r := range rs {
-			r.Value = value
+	c := kfaketest.Start(t, kfaketest.Topics(200, "wide"), kfaketest.Topics(6, "deep"))
+	rnd := rand.New(rand.NewPCG(1, 2))
+	fill := func(topic string, partitions int32, batches int) {
+		for p := range partitions {
+			for b := range batches {
+				rs := records(fmt.Sprint("p", p, "-", b), 10)
+				for _, r := range rs {
+					// Random, so that zstd framing does not shrink it.
+					r.Value = make([]byte, 10<<10)
+					for i := range r.Value {
+						r.Value[i] = byte(rnd.Uint32())
+					}
+				}
+				c.Produce(t, topic, p, rs...)
+			}
 		}
-		c.Produce(t, "wide", p, rs...) // ~100 KiB a partition, 20 MiB in all
 	}
-	cl := newClient(t, c)
-	st, r := openRepo(t, t.TempDir())
-	const memory = 8 << 20
-	m, stats, err := Run(context.Background(), cl, r, Options{Memory: memory, Compression: "zstd"})
+	fill("wide", 200, 1) // ~100 KiB a partition, 20 MiB in all
+	fill("deep", 6, 40)  // ~4 MiB a partition: full segments, 24 MiB in all
+	key, err := age.GenerateX25519Identity()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("peak held by segments: %d KiB of %d KiB; %d segments", stats.PeakHeld>>10, memory/2>>10, stats.Segments)
-	if stats.PeakHeld > memory/2+2<<20 || stats.PeakHeld == 0 {
-		t.Fatalf("segments held %d bytes at peak, budget %d", stats.PeakHeld, memory/2)
+	for _, tc := range []struct {
+		name string
+		keys *repo.Keys
+	}{{"plain", nil}, {"encrypted", &repo.Keys{Recipients: []string{key.Recipient().String()}, Identities: []age.Identity{key}}}} {
+		for _, topic := range []string{"wide", "deep"} {
+			t.Run(tc.name+"/"+topic, func(t *testing.T) {
+				cl := newClient(t, c)
+				st, err := storage.Open(context.Background(), t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer st.Close()
+				r, err := repo.OpenKeys(context.Background(), st, true, tc.keys)
+				if err != nil {
+					t.Fatal(err)
+				}
+				const memory = 8 << 20
+				m, stats, err := Run(context.Background(), cl, r, Options{Memory: memory, Compression: "zstd", Topics: []*regexp.Regexp{regexp.MustCompile(topic)}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("peak held by segments: %d KiB of %d KiB; %d segments", stats.PeakHeld>>10, memory/2>>10, stats.Segments)
+				if stats.PeakHeld > memory/2+1<<20 || stats.PeakHeld == 0 {
+					t.Fatalf("segments held %d bytes at peak, budget %d", stats.PeakHeld, memory/2)
+				}
+				if errs := r.Verify(context.Background(), m, true); len(errs) > 0 {
+					t.Fatalf("verify --deep: %v", errs)
+				}
+				if tc.keys == nil {
+					repotest.CheckAgainstBroker(t, c, st, m)
+				}
+			})
+		}
 	}
-	if errs := r.Verify(context.Background(), m, true); len(errs) > 0 {
-		t.Fatalf("verify --deep: %v", errs)
-	}
-	repotest.CheckAgainstBroker(t, c, st, m)
 }
 
 // A backup into S3 (versitygw), GCS (fake-gcs-server) and Azure Blob

@@ -21,7 +21,16 @@ type chunkPool struct {
 	keep  int64 // most bytes kept, in use and free
 	kept  int64 // bytes allocated and not dropped: in use + free
 	inUse int64
+	peak  int64 // the most in use at once
 	free  [maxChunkShift + 1][][]byte
+}
+
+// peakInUse is the most bytes in use at once: what segments being built,
+// sealed and stored really held.
+func (p *chunkPool) peakInUse() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peak
 }
 
 func newChunkPool(keep int64) *chunkPool { return &chunkPool{keep: keep} }
@@ -31,6 +40,7 @@ func (p *chunkPool) get(shift int) []byte {
 	size := int64(1) << shift
 	p.mu.Lock()
 	p.inUse += size
+	p.peak = max(p.peak, p.inUse)
 	if fl := p.free[shift]; len(fl) > 0 {
 		c := fl[len(fl)-1]
 		fl[len(fl)-1] = nil
@@ -61,6 +71,20 @@ func (p *chunkPool) put(c []byte) {
 	p.free[shift] = append(p.free[shift], c[:0])
 }
 
+// chunkedCap is the capacity a segBuf holds once n bytes are written.
+func chunkedCap(n int) int {
+	c := 0
+	for k := 0; c < n; k++ {
+		if shift := minChunkShift + k; shift < maxChunkShift {
+			c += 1 << shift
+			continue
+		}
+		// From here every chunk is 1<<maxChunkShift.
+		return c + (n-c+1<<maxChunkShift-1)>>maxChunkShift<<maxChunkShift
+	}
+	return c
+}
+
 // segBuf is the stored bytes of one segment being built, in chunks from
 // a pool. It is an io.Writer for repo.SegmentWriter.
 type segBuf struct {
@@ -68,6 +92,21 @@ type segBuf struct {
 	chunks [][]byte // full, but for the last
 	n      int
 	held   int // capacity of the chunks
+	// sealedBound, in an encrypted repository, bounds the length of the
+	// age file n bytes are sealed into (repo.SealedBound), in a second
+	// buffer from the pool.
+	sealedBound func(n int) int
+}
+
+// Cost is the memory the buffer holds, with pending more bytes to come,
+// and, in an encrypted repository, the buffer it will be sealed into:
+// what storing it will take at most.
+func (b *segBuf) Cost(pending int) int {
+	c := b.held + pending
+	if b.sealedBound != nil {
+		c += chunkedCap(b.sealedBound(b.n + pending))
+	}
+	return c
 }
 
 func (b *segBuf) Write(p []byte) (int, error) {

@@ -59,3 +59,18 @@ func TestChunkPoolBound(t *testing.T) {
 		t.Fatalf("in use %d, kept %d: want at most %d kept", pool.inUse, pool.kept, 4<<20)
 	}
 }
+
+// chunkedCap, which the engine counts a sealed copy with before it
+// exists, is the capacity a buffer really has once that much is written:
+// at chunk boundaries and past the largest chunk size.
+func TestChunkedCap(t *testing.T) {
+	pool := newChunkPool(0)
+	for _, n := range []int{0, 1, 4 << 10, 4<<10 + 1, 12 << 10, 1020 << 10, 1020<<10 + 1, 2044 << 10, 2044<<10 + 1, 5<<20 + 17} {
+		b := &segBuf{pool: pool}
+		b.Write(make([]byte, n))
+		if got := chunkedCap(n); got != b.Cap() {
+			t.Errorf("chunkedCap(%d) = %d, a buffer holding %d bytes has %d", n, got, n, b.Cap())
+		}
+		b.release()
+	}
+}

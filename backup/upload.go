@@ -35,7 +35,7 @@ func newUploader(r *repo.Repository, obs Observer, n int, keep int64) *uploader 
 	if r.Encrypted() {
 		// Sealed segments go into buffers from the same pool.
 		r.SealBuffer = func() (repo.PartsWriter, func()) {
-			b := u.buffer()
+			b := &segBuf{pool: u.pool}
 			return b, b.release
 		}
 	}
@@ -47,7 +47,17 @@ func newUploader(r *repo.Repository, obs Observer, n int, keep int64) *uploader 
 // copied each segment again, touched fresh memory, and left the garbage
 // collector its old arrays (with eight partitions, a seventh of a
 // backup's CPU, and a peak RSS well over the budget).
-func (u *uploader) buffer() *segBuf { return &segBuf{pool: u.pool} }
+//
+// In an encrypted repository the buffer's cost counts the one it will be
+// sealed into, so that the engine sets that memory aside while the
+// segment is built: sealing it, to free memory, then adds nothing.
+func (u *uploader) buffer() *segBuf {
+	b := &segBuf{pool: u.pool}
+	if u.r.Encrypted() {
+		b.sealedBound = u.r.SealedBound
+	}
+	return b
+}
 
 // reuseEntries gives w the index entries of a stored segment to build its
 // own in, if there are any: so that indexes leave no garbage either.
@@ -84,10 +94,7 @@ func (u *uploader) put(ctx context.Context, p *partition, buf *segBuf, seg *repo
 		<-u.slots
 		return nil, u.err
 	}
-	held := int64(buf.Cap())
-	if u.r.Encrypted() {
-		held *= 2 // the segment is sealed into a second buffer as large
-	}
+	held := int64(buf.Cost(0)) // with the buffer it is sealed into
 	u.inFlight += held
 	u.running++
 	u.mu.Unlock()

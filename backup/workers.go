@@ -420,7 +420,7 @@ func (sw *sharedWorker) work(ctx context.Context, revokedCh <-chan struct{}, pla
 		e.obs.Planned(PartitionPlan{TopicPartition: tp, From: p.next, Done: p.next, To: p.target, HighWatermark: pm.HighWatermark})
 	}
 	e.st.Partitions = len(e.parts)
-	defer func() { sw.add(e.st) }()
+	defer func() { sw.add(e.stats()) }()
 	e.startFetch()
 	defer e.f.Close()
 	halted, err := e.follow(ctx)

@@ -184,6 +184,18 @@ func sealedLen(n int64) int64 {
 	return n + chunks*chacha20poly1305.Overhead
 }
 
+// SealedBound is at most the length of the age file a segment of n
+// stored bytes is sealed into (0 for none, or in a repository that is
+// not encrypted): what a writer must set aside to seal it.
+func (r *Repository) SealedBound(n int) int {
+	if r.crypt == nil || n == 0 {
+		return 0
+	}
+	// The header: the intro and MAC lines and the nonce, and a stanza
+	// of about 100 bytes per recipient.
+	return int(sealedLen(int64(n))) + 128 + 256*len(r.crypt.data)
+}
+
 // open decrypts the age file b, the object at key.
 func (c *crypt) open(key string, b []byte) ([]byte, error) {
 	if !bytes.HasPrefix(b, []byte(ageMagic)) {
