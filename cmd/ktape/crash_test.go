@@ -165,7 +165,7 @@ func (c *crashTally) report(t *testing.T, start time.Time) {
 	c.Seconds = time.Since(start).Seconds()
 	t.Log(c.String())
 	if c.Missing+c.Duplicated+c.Misplaced > 0 || c.Dangling > 0 || c.TermUploads > 0 {
-		t.Errorf("crash %s: records lost, duplicated or misplaced, or references dangling (seed %d)", c.Kind, c.Seed)
+		t.Errorf("crash %s: records lost, duplicated or misplaced, references dangling, or multipart uploads left by graceful stops (seed %d)", c.Kind, c.Seed)
 	}
 	f := os.Getenv("KTAPE_CRASH_SUMMARY")
 	if f == "" {
