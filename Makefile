@@ -8,7 +8,7 @@ FUZZTIME ?= 30s
 FAULT_TESTS = TestBackupSurvivesBrokerFaults|TestBackupRetentionAdvancesDuringRun|TestBackupPersistentFaultFailsClearly|TestBackupSurvivesBrokerRestartWithPersistedData|TestBackupOutOfSpace|TestBackupReadOnlyRepository|TestRestoreSurvivesBrokerFaults|TestRestorePersistentFaultFailsClearly|TestRestoreSurvivesBrokerRestartWithPersistedData|TestBackupRestoreThroughFlakyS3|TestFlakyS3PersistentFaults|TestTruncatedBodiesRetriedNeverTaken|TestCreateOutOfSpaceLeavesNothing|TestFaults|TestScheduleSeededAndMatched|TestCutter|TestBackupWriteDenied
 
 .PHONY: build test test-faults bench bench-produce bench-backup bench-restore bench-workers fuzz vet fmt-check demo clean \
-	reliability reliability-crash reliability-workers reliability-faults reliability-corrupt reliability-fuzz reliability-load reliability-group
+	reliability reliability-crash reliability-crash-s3 reliability-workers reliability-faults reliability-corrupt reliability-fuzz reliability-load reliability-group
 
 ## build: compile the ktape binary into bin/ktape
 build:
@@ -75,12 +75,21 @@ CRASH_TRIALS  ?= 500
 CRASH_SEED    ?= random
 CRASH_SUMMARY ?= $(CURDIR)/bin/crash-summary.jsonl
 
-## reliability-crash: crash trials, long form: CRASH_TRIALS (500) seeded trials per kind (snapshot, continuous, restore) stopped by SIGKILL/SIGTERM and resumed, seed CRASH_SEED (random, logged); one JSON line of figures per kind appended to CRASH_SUMMARY
+## reliability-crash: crash trials, long form: CRASH_TRIALS (500) seeded trials per kind (snapshot, continuous, restore) stopped by SIGKILL/SIGTERM and resumed, repositories in local directories, seed CRASH_SEED (random, logged); one JSON line of figures per kind appended to CRASH_SUMMARY
 reliability-crash:
 	@mkdir -p $(dir $(CRASH_SUMMARY))
-	KTAPE_CRASH_TRIALS=$(CRASH_TRIALS) KTAPE_CRASH_SEED=$(CRASH_SEED) KTAPE_CRASH_SUMMARY=$(CRASH_SUMMARY) \
+	KTAPE_CRASH_STORE=local KTAPE_CRASH_TRIALS=$(CRASH_TRIALS) KTAPE_CRASH_SEED=$(CRASH_SEED) KTAPE_CRASH_SUMMARY=$(CRASH_SUMMARY) \
 		$(GO) test -count=1 -timeout 8h -run '^TestCrashTrials$$' ./cmd/ktape; \
 		status=$$?; tail -n 3 $(CRASH_SUMMARY); exit $$status
+
+CRASH_S3_TRIALS ?= 100
+
+## reliability-crash-s3: crash trials on S3 (versitygw, a prefix per trial), long form: CRASH_S3_TRIALS (100) seeded trials per kind (snapshot, multipart: segments uploaded in parts with stops timed to the uploads, continuous, restore), seed CRASH_SEED; orphan objects and unfinished multipart uploads counted; one JSON line per kind appended to CRASH_SUMMARY
+reliability-crash-s3:
+	@mkdir -p $(dir $(CRASH_SUMMARY))
+	KTAPE_CRASH_STORE=s3 KTAPE_CRASH_TRIALS=$(CRASH_S3_TRIALS) KTAPE_CRASH_SEED=$(CRASH_SEED) KTAPE_CRASH_SUMMARY=$(CRASH_SUMMARY) \
+		$(GO) test -count=1 -timeout 8h -run '^TestCrashTrials$$' ./cmd/ktape; \
+		status=$$?; tail -n 4 $(CRASH_SUMMARY); exit $$status
 
 ## reliability-group: group membership churn, long form: GROUP_CHURN (300) random joins, leaves, closes, static restarts and heartbeat faults from seed GROUP_CHURN_SEED (1), each checked for items held once and never twice at a time
 reliability-group:
@@ -103,7 +112,7 @@ reliability-fuzz:
 	FUZZTIME=$(if $(filter command line,$(origin FUZZTIME)),$(FUZZTIME),5m) ./scripts/fuzz.sh
 
 ## reliability: every long form of RELIABILITY.md in turn (about an hour and three quarters on 2 cores, plus 5 minutes per fuzz target)
-reliability: reliability-crash reliability-workers reliability-faults reliability-corrupt reliability-load reliability-group reliability-fuzz
+reliability: reliability-crash reliability-crash-s3 reliability-workers reliability-faults reliability-corrupt reliability-load reliability-group reliability-fuzz
 
 ## clean: remove build output
 clean:

@@ -44,7 +44,7 @@ func (s *Store) ReadRange(ctx context.Context, key string, offset, length int64,
 			out, err = s.readLocal(key, offset, length, buf)
 			return err
 		}
-		r, err := s.bucket.NewRangeReader(ctx, key, offset, length, nil)
+		r, err := s.bucket.NewRangeReader(ctx, key, offset, length, readOptions)
 		if err != nil {
 			return err
 		}

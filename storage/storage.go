@@ -38,6 +38,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/azureblob" // azblob://
 	"gocloud.dev/blob/fileblob"
@@ -420,12 +421,31 @@ const (
 	maxConcurrency = 4
 )
 
+// readOptions keep the S3 SDK from writing a warning ("Skipped
+// validation of multipart checksum.") to the process's stderr on every
+// read of an object that went up in parts (a large segment): S3 gives
+// such an object a checksum of its parts' checksums, which the SDK cannot
+// check against the body it reads, and says so through its own logger,
+// outside ktape's log and its --json lines. Nothing is lost: a segment
+// read is checked against its SHA-256 and its batches' CRCs.
+var readOptions = &blob.ReaderOptions{BeforeRead: func(as func(any) bool) error {
+	var opts *[]func(*s3.Options)
+	if as(&opts) {
+		*opts = append(*opts, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
+	}
+	return nil
+}}
+
 // Get reads a whole object.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	var out []byte
 	err := s.do(ctx, "get "+key, func() error {
-		var err error
-		out, err = s.bucket.ReadAll(ctx, key)
+		r, err := s.bucket.NewReader(ctx, key, readOptions)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		out, err = io.ReadAll(r)
 		return err
 	})
 	return out, err
@@ -435,7 +455,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 func (s *Store) GetRange(ctx context.Context, key string, offset, length int64) ([]byte, error) {
 	var out []byte
 	err := s.do(ctx, fmt.Sprintf("get %s [%d,+%d)", key, offset, length), func() error {
-		r, err := s.bucket.NewRangeReader(ctx, key, offset, length, nil)
+		r, err := s.bucket.NewRangeReader(ctx, key, offset, length, readOptions)
 		if err != nil {
 			return err
 		}

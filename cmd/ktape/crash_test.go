@@ -17,6 +17,16 @@ package main
 //	KTAPE_CRASH_SEED     base seed (default 1; "random" picks one and logs it)
 //	KTAPE_CRASH_TRIAL    run only this trial (a failure names its number)
 //	KTAPE_CRASH_SUMMARY  append one JSON line per kind with the figures
+//	KTAPE_CRASH_STORE    where the repositories are: local, s3 or all
+//	                     (default: local, and 2 trials per kind on S3)
+//
+// On S3 (versitygw, one prefix per trial) the snapshot, continuous and
+// restore kinds run as locally, and a fourth kind, s3-multipart, backs up
+// partitions whose segments are large enough to go up as multipart
+// uploads, with half its stops timed to land while one is in progress.
+// After each trial the repository is listed: segments no backup names and
+// multipart uploads left unfinished are counted, not failed on (no prune
+// exists yet to reclaim them).
 //
 // A seed fixes the kill plan (how many stops, when, which signal), not the
 // scheduling of the processes: a failing seed is a strong lead, not an
@@ -26,6 +36,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -123,22 +134,38 @@ type crashTally struct {
 	// Orphans are segment and index objects no backup or checkpoint
 	// names, left by runs killed between storing a segment and
 	// committing a checkpoint: not part of any backup, nothing reads them.
-	Orphans       int     `json:"orphan_objects"`
+	Orphans int `json:"orphan_objects"`
+	// Store is where the repositories were: local or s3.
+	Store string `json:"store"`
+	// Objects are the objects in the repositories after the trials' last
+	// runs; FinalOrphans those of them no backup or checkpoint names
+	// (segments and indexes a prune would reclaim), and OpenUploads the
+	// multipart uploads left begun and never completed nor aborted (S3
+	// keeps their parts until aborted, or a lifecycle rule does it).
+	Objects      int `json:"objects_at_end"`
+	FinalOrphans int `json:"orphan_objects_at_end"`
+	OpenUploads  int `json:"unfinished_multipart_uploads_at_end"`
+	// UploadStops are the stops timed to a multipart upload in progress
+	// that found one (the rest found the run done or past its uploads).
+	UploadStops int `json:"stops_during_multipart_upload"`
+	// TermUploads are multipart uploads left unfinished by runs stopped
+	// gracefully (SIGTERM): each a failure.
+	TermUploads   int     `json:"unfinished_uploads_after_graceful_stop"`
 	Uninterrupted float64 `json:"uninterrupted_seconds"`
 	Seconds       float64 `json:"seconds"`
 }
 
 func (c *crashTally) String() string {
-	return fmt.Sprintf("crash %s: seed %d, %d trials, %d kills, %d graceful stops (%d stops found the run done, %d left it part done), %d resumes, %d records compared: %d missing, %d duplicated, %d misplaced, %d dangling references (%d orphan objects); uninterrupted run %.2fs, wall %.1fs",
-		c.Kind, c.Seed, c.Trials, c.Kills, c.Terms, c.Late, c.Midway, c.Resumes, c.Records, c.Missing, c.Duplicated, c.Misplaced, c.Dangling, c.Orphans, c.Uninterrupted, c.Seconds)
+	return fmt.Sprintf("crash %s (%s): seed %d, %d trials, %d kills, %d graceful stops (%d stops found the run done, %d left it part done, %d landed during a multipart upload), %d resumes, %d records compared: %d missing, %d duplicated, %d misplaced, %d dangling references (%d orphan objects seen after stops); at the end %d objects, %d of them orphans, %d unfinished multipart uploads; uninterrupted run %.2fs, wall %.1fs",
+		c.Kind, c.Store, c.Seed, c.Trials, c.Kills, c.Terms, c.Late, c.Midway, c.UploadStops, c.Resumes, c.Records, c.Missing, c.Duplicated, c.Misplaced, c.Dangling, c.Orphans, c.Objects, c.FinalOrphans, c.OpenUploads, c.Uninterrupted, c.Seconds)
 }
 
 // report logs the tally and appends it to $KTAPE_CRASH_SUMMARY.
 func (c *crashTally) report(t *testing.T, start time.Time) {
 	c.Seconds = time.Since(start).Seconds()
 	t.Log(c.String())
-	if c.Missing+c.Duplicated+c.Misplaced > 0 || c.Dangling > 0 {
-		t.Errorf("crash %s: records lost, duplicated or misplaced, or references dangling (seed %d)", c.Kind, c.Seed)
+	if c.Missing+c.Duplicated+c.Misplaced > 0 || c.Dangling > 0 || c.TermUploads > 0 {
+		t.Errorf("crash %s: records lost, duplicated or misplaced, references dangling, or multipart uploads left by graceful stops (seed %d)", c.Kind, c.Seed)
 	}
 	f := os.Getenv("KTAPE_CRASH_SUMMARY")
 	if f == "" {
@@ -155,10 +182,13 @@ func (c *crashTally) report(t *testing.T, start time.Time) {
 	}
 }
 
-// stop is one planned interruption of a run: after delay, sig.
+// stop is one planned interruption of a run: after delay, sig. An
+// upload stop waits for a multipart upload to be in progress first, then
+// delay.
 type stop struct {
-	delay time.Duration
-	sig   syscall.Signal
+	delay  time.Duration
+	sig    syscall.Signal
+	upload bool
 }
 
 func (s stop) String() string {
@@ -166,7 +196,42 @@ func (s stop) String() string {
 	if s.sig == syscall.SIGTERM {
 		name = "TERM"
 	}
+	if s.upload {
+		return fmt.Sprintf("%s@upload+%v", name, s.delay.Round(time.Millisecond))
+	}
 	return fmt.Sprintf("%s@%v", name, s.delay.Round(time.Millisecond))
+}
+
+// uploadWindow bounds the delay of an upload stop after the upload is
+// seen: a multipart upload of a few parts to a local versitygw takes tens
+// of milliseconds.
+const uploadWindow = 40 * time.Millisecond
+
+// uploadStops turns about half of stops into upload stops.
+func uploadStops(r *rand.Rand, stops []stop) {
+	for i := range stops {
+		if r.IntN(2) == 0 {
+			stops[i].upload = true
+			stops[i].delay = time.Duration(r.Int64N(int64(uploadWindow)))
+		}
+	}
+}
+
+// wait waits for the moment of stop s of the running p and reports
+// whether p exited first. uploads counts the multipart uploads begun and
+// not finished (nil: the store has none); before is its count when p
+// started.
+func (s stop) wait(p *proc, uploads func() int, before int, tally *crashTally) bool {
+	if !s.upload || uploads == nil {
+		return p.waitFor(s.delay)
+	}
+	for uploads() <= before {
+		if p.waitFor(time.Millisecond) {
+			return true
+		}
+	}
+	tally.UploadStops++
+	return p.waitFor(s.delay)
 }
 
 // earlyWindow is how soon after start an early stop lands: the process
@@ -185,7 +250,7 @@ func planStops(r *rand.Rand, d time.Duration) []stop {
 		if r.IntN(5) == 0 {
 			window = min(d, earlyWindow)
 		}
-		stops[i] = stop{time.Duration(r.Int64N(int64(window))), syscall.SIGKILL}
+		stops[i] = stop{delay: time.Duration(r.Int64N(int64(window))), sig: syscall.SIGKILL}
 		if r.IntN(8) == 0 {
 			stops[i].sig = syscall.SIGTERM
 		}
@@ -194,21 +259,26 @@ func planStops(r *rand.Rand, d time.Duration) []stop {
 }
 
 // runStopped runs ktape args once per planned stop, stopping each run as
-// planned, then once more to completion, and returns that last run. A run
+// planned (uploads as stop.wait takes it), then once more to
+// completion, and returns that last run. A run
 // that completes before its stop ends the trial early. gracefulOK says
 // which exit codes a run stopped by SIGTERM may have (0 means it
 // completed). After every stop, check judges what the run left and
 // reports whether the work is complete (a backup killed after it wrote
 // its manifest): then runStopped returns nil, since running again would
 // be new work (an incremental backup), not a resume.
-func runStopped(t *testing.T, bin string, args []string, stops []stop, tally *crashTally, gracefulOK func(code int) bool, check func() bool) *proc {
+func runStopped(t *testing.T, bin string, args []string, stops []stop, uploads func() int, tally *crashTally, gracefulOK func(code int) bool, check func() bool) *proc {
 	t.Helper()
 	for i, s := range stops {
 		if i > 0 {
 			tally.Resumes++
 		}
+		before := 0
+		if uploads != nil {
+			before = uploads()
+		}
 		p := startProc(t, bin, args...)
-		if !p.waitFor(s.delay) {
+		if !s.wait(p, uploads, before, tally) {
 			if !p.signal(s.sig) {
 				tally.Late++
 			} else if s.sig == syscall.SIGKILL {
@@ -226,6 +296,13 @@ func runStopped(t *testing.T, bin string, args []string, stops []stop, tally *cr
 			return p // completed, stop or no stop
 		case p.code() == -1: // ended by the signal, before it could handle it
 		case s.sig == syscall.SIGTERM && gracefulOK(p.code()):
+			// A graceful stop ends its uploads: completes or aborts them.
+			if uploads != nil {
+				if n := uploads() - before; n > 0 {
+					tally.TermUploads += n
+					t.Errorf("run %d (stop %v), stopped gracefully, left %d multipart uploads unfinished", i, s, n)
+				}
+			}
 		default:
 			t.Fatalf("run %d (stop %v) failed:\n%v", i, s, p)
 		}
@@ -254,6 +331,7 @@ type crashSource struct {
 	// franz-go reads it from the broker.
 	live   map[string][][]*kgo.Record
 	groups map[string]map[string]map[int32]int64 // group → topic → partition → offset
+	topics map[string]int                        // topic → partitions
 }
 
 var crashTopics = map[string]int{"orders": 3, "events": 1}
@@ -290,7 +368,7 @@ func startCrashSource(t *testing.T) *crashSource {
 				&kgo.Record{Key: fmt.Appendf(nil, "e%d+", i), Value: nil}) // a tombstone too
 		}
 	}
-	s := &crashSource{c: c, live: brokerRecords(t, c)}
+	s := &crashSource{c: c, live: brokerRecords(t, c, crashTopics), topics: crashTopics}
 	slowFetches(c, 40*time.Millisecond)
 	// Committed offsets: at a data record, at the end, inside an aborted
 	// transaction (a restore translates it to the next record it keeps).
@@ -331,14 +409,14 @@ func aborted(t *testing.T, rs []*kgo.Record) int64 {
 	return 0
 }
 
-// brokerRecords reads every partition of the crash topics from the broker
-// with franz-go, read_uncommitted, markers included.
-func brokerRecords(t *testing.T, c *kfaketest.Cluster) map[string][][]*kgo.Record {
+// brokerRecords reads every partition of topics from the broker with
+// franz-go, read_uncommitted, markers included.
+func brokerRecords(t *testing.T, c *kfaketest.Cluster, topics map[string]int) map[string][][]*kgo.Record {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cc := crosscheck.NewCluster(c.Client(t))
 	out := map[string][][]*kgo.Record{}
-	for topic := range crashTopics {
+	for topic := range topics {
 		ct, err := cc.Topic(ctx, topic)
 		if err != nil {
 			t.Fatal(err)
@@ -445,9 +523,82 @@ func TestCrashTrials(t *testing.T) {
 	t.Logf("crash trials: %d per kind, seed %d (KTAPE_CRASH_SEED=%d reproduces the plans)", cfg.trials, cfg.seed, cfg.seed)
 	bin := buildKtape(t)
 	src := startCrashSource(t)
-	t.Run("snapshot", func(t *testing.T) { crashSnapshot(t, cfg, bin, src) })
-	t.Run("continuous", func(t *testing.T) { crashContinuous(t, cfg, bin) })
-	t.Run("restore", func(t *testing.T) { crashRestore(t, cfg, bin, src) })
+	sel := crashStoreSelection(t)
+	if sel != "s3" {
+		local := localStore()
+		t.Run("snapshot", func(t *testing.T) { crashSnapshot(t, cfg, bin, src, local, snapshotKind) })
+		t.Run("continuous", func(t *testing.T) { crashContinuous(t, cfg, bin, local) })
+		t.Run("restore", func(t *testing.T) { crashRestore(t, cfg, bin, src, local) })
+	}
+	if sel == "local" {
+		return
+	}
+	s3 := s3Store(t)
+	if s3 == nil {
+		t.Log("no versitygw: the S3 crash trials did not run")
+		return
+	}
+	if sel == "" {
+		// CI: two trials per kind; make reliability-crash-s3 runs many.
+		cfg.trials = min(cfg.trials, 2)
+	}
+	large := startLargeSource(t)
+	t.Run("s3", func(t *testing.T) {
+		t.Run("snapshot", func(t *testing.T) { crashSnapshot(t, cfg, bin, src, s3, snapshotKind) })
+		t.Run("multipart", func(t *testing.T) { crashSnapshot(t, cfg, bin, large, s3, multipartKind) })
+		t.Run("continuous", func(t *testing.T) { crashContinuous(t, cfg, bin, s3) })
+		t.Run("restore", func(t *testing.T) { crashRestore(t, cfg, bin, src, s3) })
+	})
+}
+
+// snapshotOptions are what tells the snapshot kinds apart.
+type snapshotOptions struct {
+	kind   string
+	memory string // --memory: a segment is stored at an eighth of it
+	// checkpoint is --checkpoint-interval; a checkpoint stores every
+	// segment open, whatever its size.
+	checkpoint string
+	// uploads times half the stops to multipart uploads in progress.
+	uploads bool
+}
+
+var (
+	// snapshotKind: segments of 1 MiB, each one request.
+	snapshotKind = snapshotOptions{kind: "snapshot", memory: "8MiB", checkpoint: "3ms"}
+	// multipartKind: segments sealed at 17 MiB, above storage's 16 MiB
+	// part size, so that they go up as multipart uploads, and no
+	// checkpoint but the last to store smaller ones before.
+	multipartKind = snapshotOptions{kind: "multipart", memory: "136MiB", checkpoint: "1m", uploads: true}
+)
+
+// startLargeSource starts the source of the multipart trials: one
+// partition of 18 MiB of incompressible values (plain and lz4 batches, a
+// committed transaction), stored as a segment of two multipart parts and
+// a small one. (One partition: each trial reads it back through franz-go
+// and verify --deep, which under -race costs seconds a partition.)
+func startLargeSource(t *testing.T) *crashSource {
+	topics := map[string]int{"large": 1}
+	c := kfaketest.Start(t, kfaketest.Brokers(1), kfaketest.Topics(1, "large"))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 18 {
+		var rs []*kgo.Record
+		for j := range 8 {
+			value := make([]byte, 128<<10)
+			for k := 0; k < len(value); k += 8 {
+				binary.LittleEndian.PutUint64(value[k:], rng.Uint64())
+			}
+			rs = append(rs, &kgo.Record{Key: fmt.Appendf(nil, "l%d-%d", i, j), Value: value})
+		}
+		var o kfaketest.ProduceOptions
+		if i%2 == 1 {
+			o.Compression = kgo.Lz4Compression()
+		}
+		if i%9 == 4 {
+			o.Txn = kfaketest.Commit
+		}
+		c.ProduceWith(t, o, "large", 0, rs...)
+	}
+	return &crashSource{c: c, live: brokerRecords(t, c, topics), topics: topics}
 }
 
 // each runs trial for every selected trial as a subtest, with the trial's
@@ -467,16 +618,20 @@ func (s crashSettings) each(t *testing.T, kind string, trial func(t *testing.T, 
 // crashSnapshot: a snapshot backup of the source, stopped and resumed;
 // the one backup it ends with must hold every offset of every partition
 // exactly once, as the broker has it, with the group offsets.
-func crashSnapshot(t *testing.T, cfg crashSettings, bin string, src *crashSource) {
+func crashSnapshot(t *testing.T, cfg crashSettings, bin string, src *crashSource, store *crashStore, o snapshotOptions) {
 	start := time.Now()
-	tally := &crashTally{Kind: "snapshot", Seed: cfg.seed}
+	kind := o.kind
+	if store.s3 != nil {
+		kind = "s3-" + kind
+	}
+	tally := &crashTally{Kind: kind, Seed: cfg.seed, Store: store.String()}
 	args := func(dir string) []string {
-		return []string{"backup", "--brokers", src.c.Addrs()[0], "--repo", dir, "--checkpoint-interval", "3ms", "--memory", "8MiB", "--json", "--progress-interval", "0"}
+		return []string{"backup", "--brokers", src.c.Addrs()[0], "--repo", dir, "--checkpoint-interval", o.checkpoint, "--memory", o.memory, "--json", "--progress-interval", "0"}
 	}
 	// The uninterrupted run, timed: stops land within its duration.
 	var base time.Duration
 	for range 3 {
-		dir := t.TempDir()
+		dir := store.newRepo(t, kind)
 		t0 := time.Now()
 		p := startProc(t, bin, args(dir)...)
 		if !p.waitFor(time.Minute) || p.err != nil {
@@ -485,14 +640,25 @@ func crashSnapshot(t *testing.T, cfg crashSettings, bin string, src *crashSource
 		}
 		base = max(base, time.Since(t0))
 		checkBackup(t, dir, src.live, src.groups, 1, &crashTally{})
+		if o.uploads {
+			// An uninterrupted run completes or aborts every upload.
+			if n := store.uploads(t, dir); n != 0 {
+				t.Fatalf("an uninterrupted backup left %d multipart uploads unfinished", n)
+			}
+		}
 	}
 	tally.Uninterrupted = base.Seconds()
-	cfg.each(t, "snapshot", func(t *testing.T, r *rand.Rand) {
+	cfg.each(t, kind, func(t *testing.T, r *rand.Rand) {
 		tally.Trials++
-		dir := t.TempDir()
+		dir := store.newRepo(t, kind)
 		stops := planStops(r, base)
-		t.Logf("stops %v", stops)
-		p := runStopped(t, bin, args(dir), stops, tally, func(code int) bool { return code == 130 }, func() bool {
+		var uploads func() int
+		if o.uploads {
+			uploadStops(r, stops)
+			uploads = func() int { return store.uploads(t, dir) }
+		}
+		t.Logf("%s: stops %v", dir, stops)
+		p := runStopped(t, bin, args(dir), stops, uploads, tally, func(code int) bool { return code == 130 }, func() bool {
 			tally.Dangling += checkRefs(t, dir, tally)
 			if backupMidway(t, dir) {
 				tally.Midway++
@@ -500,6 +666,7 @@ func crashSnapshot(t *testing.T, cfg crashSettings, bin string, src *crashSource
 			return backupDone(t, dir)
 		})
 		m := checkBackup(t, dir, src.live, src.groups, 1, tally)
+		store.leftovers(t, dir, tally)
 		if p == nil {
 			return // killed after it wrote the manifest
 		}
@@ -773,15 +940,19 @@ func checkBackup(t *testing.T, dir string, live map[string][][]*kgo.Record, grou
 // SIGTERM ends a run with a complete backup, which the next run continues
 // (incremental): the newest backup must hold every record the broker has,
 // once, and each backup must continue the one before it.
-func crashContinuous(t *testing.T, cfg crashSettings, bin string) {
+func crashContinuous(t *testing.T, cfg crashSettings, bin string, store *crashStore) {
 	start := time.Now()
-	tally := &crashTally{Kind: "continuous", Seed: cfg.seed}
+	kind := "continuous"
+	if store.s3 != nil {
+		kind = "s3-" + kind
+	}
+	tally := &crashTally{Kind: kind, Seed: cfg.seed, Store: store.String()}
 	const produceFor = 400 * time.Millisecond
 	tally.Uninterrupted = produceFor.Seconds()
-	cfg.each(t, "continuous", func(t *testing.T, r *rand.Rand) {
+	cfg.each(t, kind, func(t *testing.T, r *rand.Rand) {
 		tally.Trials++
 		c := kfaketest.Start(t, kfaketest.Brokers(1), kfaketest.Topics(2, "orders"), kfaketest.Topics(1, "events"))
-		dir := t.TempDir()
+		dir := store.newRepo(t, kind)
 		args := []string{"backup", "--mode", "continuous", "--brokers", c.Addrs()[0], "--repo", dir, "--checkpoint-interval", "10ms",
 			"--memory", "8MiB", "--json", "--progress-interval", "0"}
 		stops := planStops(r, produceFor)
@@ -824,7 +995,7 @@ func crashContinuous(t *testing.T, cfg crashSettings, bin string) {
 			p.signal(syscall.SIGKILL)
 			t.Fatal(err)
 		}
-		live := brokerRecords(t, c)
+		live := brokerRecords(t, c, crashTopics)
 		if err := caughtUp(t, dir, live, p, after); err != nil {
 			p.signal(syscall.SIGKILL)
 			t.Fatalf("%v\n%v", err, p)
@@ -840,6 +1011,7 @@ func crashContinuous(t *testing.T, cfg crashSettings, bin string) {
 			t.Fatalf("backup --json: %v: %q", err, p.stdout.String())
 		}
 		m := checkBackup(t, dir, live, nil, 0, tally)
+		store.leftovers(t, dir, tally)
 		if m.ID != done.Backup {
 			t.Errorf("the last run reported backup %s, the newest in the repository is %s", done.Backup, m.ID)
 		}
@@ -1018,10 +1190,14 @@ func readTarget(t *testing.T, c *kfaketest.Cluster) restoredState {
 // --groups), stopped and resumed; the target must hold exactly what an
 // uninterrupted restore's target holds, at the same offsets, with the same
 // group offsets, and the restore log must be complete and agree with it.
-func crashRestore(t *testing.T, cfg crashSettings, bin string, src *crashSource) {
+func crashRestore(t *testing.T, cfg crashSettings, bin string, src *crashSource, store *crashStore) {
 	start := time.Now()
-	tally := &crashTally{Kind: "restore", Seed: cfg.seed}
-	backupDir := t.TempDir()
+	kind := "restore"
+	if store.s3 != nil {
+		kind = "s3-" + kind
+	}
+	tally := &crashTally{Kind: kind, Seed: cfg.seed, Store: store.String()}
+	backupDir := store.newRepo(t, kind)
 	if code, _, errOut := runKtape(t, "backup", "--brokers", src.c.Addrs()[0], "--repo", backupDir); code != 0 {
 		t.Fatalf("backup: %d %s", code, errOut)
 	}
@@ -1044,7 +1220,7 @@ func crashRestore(t *testing.T, cfg crashSettings, bin string, src *crashSource)
 	var base time.Duration
 	var want restoredState
 	for i := range 2 {
-		dir, c := copyDir(t, backupDir), kfaketest.Start(t, kfaketest.Brokers(1))
+		dir, c := store.copyRepo(t, kind, backupDir), kfaketest.Start(t, kfaketest.Brokers(1))
 		t0 := time.Now()
 		p := startProc(t, bin, args(dir, c)...)
 		if !p.waitFor(time.Minute) || p.err != nil {
@@ -1064,12 +1240,12 @@ func crashRestore(t *testing.T, cfg crashSettings, bin string, src *crashSource)
 		t.Fatalf("the reference restore holds %d records and groups %v", want.n, want.groups)
 	}
 	tally.Uninterrupted = base.Seconds()
-	cfg.each(t, "restore", func(t *testing.T, r *rand.Rand) {
+	cfg.each(t, kind, func(t *testing.T, r *rand.Rand) {
 		tally.Trials++
-		dir, c := copyDir(t, backupDir), kfaketest.Start(t, kfaketest.Brokers(1))
+		dir, c := store.copyRepo(t, kind, backupDir), kfaketest.Start(t, kfaketest.Brokers(1))
 		stops := planStops(r, base)
 		t.Logf("stops %v", stops)
-		runStopped(t, bin, args(dir, c), stops, tally, func(code int) bool { return code == 1 }, func() bool {
+		runStopped(t, bin, args(dir, c), stops, nil, tally, func(code int) bool { return code == 1 }, func() bool {
 			if n := restoredSoFar(t, c); n > 0 && n < int64(want.n) {
 				tally.Midway++
 			}
@@ -1101,6 +1277,7 @@ func crashRestore(t *testing.T, cfg crashSettings, bin string, src *crashSource)
 			t.Errorf("group offsets %v, after an uninterrupted restore %v", got.groups, want.groups)
 		}
 		checkRestoreLog(t, dir, got.keys, sourceKeys, tally)
+		store.leftovers(t, dir, tally)
 	})
 	tally.report(t, start)
 }
