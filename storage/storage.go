@@ -445,7 +445,10 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 			return err
 		}
 		defer r.Close()
-		out, err = io.ReadAll(r)
+		// Sized from the object, as bucket.ReadAll does: a segment is
+		// read into one buffer, not grown by doubling.
+		out = make([]byte, r.Size())
+		_, err = io.ReadFull(r, out)
 		return err
 	})
 	return out, err
