@@ -67,7 +67,7 @@ type Options struct {
 	// goes to fetching, half to segments. Default 256 MiB.
 	Memory int64
 	// SegmentBytes is the size at which a segment is sealed and stored;
-	// default min(64 MiB, Memory/8).
+	// default min(64 MiB, Memory/8), half that in an encrypted repository.
 	SegmentBytes int
 	// CheckpointInterval is how often a checkpoint is committed; default
 	// one minute.
@@ -220,9 +220,16 @@ func (o Options) withDefaults() (Options, error) {
 // manifest, written: the backup exists. On error the run's newest
 // checkpoint stands, and running again resumes from there.
 func Run(ctx context.Context, c *client.Client, r *repo.Repository, opts Options) (*repo.Manifest, Stats, error) {
+	segmentGiven := opts.SegmentBytes > 0
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, Stats{}, err
+	}
+	if !segmentGiven && r.Encrypted() {
+		// Storing a segment takes it twice over (the plaintext and the
+		// buffer it is sealed into): half the size keeps as many
+		// uploads, and as much sealing, running at once.
+		opts.SegmentBytes /= 2
 	}
 	if opts.Workers != nil {
 		return runShared(ctx, c, r, opts)
