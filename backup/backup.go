@@ -144,8 +144,8 @@ type partition struct {
 	w       *repo.SegmentWriter
 }
 
-// held is the memory the partition's open segment holds, and will to be
-// stored (segBuf.Cost).
+// held is the memory the partition's open segment holds, with what
+// storing it will add (segBuf.Cost).
 func (p *partition) held() int64 {
 	if p.w == nil {
 		return 0
@@ -822,6 +822,7 @@ func (e *engine) seal(ctx context.Context, p *partition) error {
 // balance keeps segments being built and being stored within half the
 // memory budget: it seals the largest open segments early, and waits for
 // uploads when they hold the rest.
+//
 // Open segments count what storing them takes (in an encrypted
 // repository, the buffer each is sealed into too), so that sealing one
 // moves its memory to the uploader and adds nothing.

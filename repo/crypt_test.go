@@ -286,3 +286,32 @@ func TestEncryptionRefusals(t *testing.T) {
 		t.Fatalf("a plain manifest in an encrypted repository: %v", err)
 	}
 }
+
+// SealedBound, which a backup sets memory aside by before it seals a
+// segment, is never less than the age file a segment really becomes: for
+// empty, tiny, chunk-edge and multi-chunk segments, sealed in parts.
+func TestSealedBound(t *testing.T) {
+	_, _, _, w := cryptRepo(t)
+	for _, n := range []int{1, 100, ageChunk - 1, ageChunk, ageChunk + 1, 3*ageChunk + 17, 1 << 20} {
+		data := make([]byte, n)
+		sealed, release, err := w.sealSegment([][]byte{data[:n/2], data[n/2:]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, p := range sealed {
+			got += len(p)
+		}
+		release()
+		if bound := w.SealedBound(n); got > bound || bound > got+1024 {
+			t.Errorf("%d bytes sealed into %d, SealedBound says %d", n, got, bound)
+		}
+	}
+	plain, err := Open(context.Background(), must(storage.Open(context.Background(), t.TempDir())), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := plain.SealedBound(1 << 20); b != 0 {
+		t.Errorf("a plain repository's SealedBound is %d", b)
+	}
+}
