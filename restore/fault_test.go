@@ -309,7 +309,9 @@ func TestRestoreSurvivesBrokerFaults(t *testing.T) {
 				}
 				return nil, nil, false
 			})
-			return func() int { return int(hits.Load()) }
+			// Struck once the broker is back: the target is read back
+			// whole only then.
+			return func() int { wg.Wait(); return int(hits.Load()) }
 		},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
