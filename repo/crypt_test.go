@@ -80,14 +80,7 @@ func TestEncryptedRepository(t *testing.T) {
 	if errs := or.Verify(ctx, got, true); len(errs) != 0 {
 		t.Fatalf("deep verify with the owner's key: %v", errs)
 	}
-	plainSt, err := storage.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := Open(ctx, plainSt, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, plain := plainRepo(t)
 	pm := writeBackup(t, plain)
 	for pi, p := range got.Topics[0].Partitions {
 		for si, ref := range p.Segments {
@@ -289,7 +282,7 @@ func TestEncryptionRefusals(t *testing.T) {
 
 // SealedBound, which a backup sets memory aside by before it seals a
 // segment, is never less than the age file a segment really becomes: for
-// empty, tiny, chunk-edge and multi-chunk segments, sealed in parts.
+// tiny, chunk-edge and multi-chunk segments, sealed in parts.
 func TestSealedBound(t *testing.T) {
 	_, _, _, w := cryptRepo(t)
 	for _, n := range []int{1, 100, ageChunk - 1, ageChunk, ageChunk + 1, 3*ageChunk + 17, 1 << 20} {
@@ -307,11 +300,7 @@ func TestSealedBound(t *testing.T) {
 			t.Errorf("%d bytes sealed into %d, SealedBound says %d", n, got, bound)
 		}
 	}
-	plain, err := Open(context.Background(), must(storage.Open(context.Background(), t.TempDir())), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := plain.SealedBound(1 << 20); b != 0 {
-		t.Errorf("a plain repository's SealedBound is %d", b)
+	if _, plain := plainRepo(t); plain.SealedBound(1<<20) != 0 {
+		t.Errorf("a plain repository's SealedBound is %d", plain.SealedBound(1<<20))
 	}
 }

@@ -13,6 +13,20 @@ import (
 	"github.com/ktape/ktape/storage"
 )
 
+// plainRepo creates a repository, not encrypted, in a new directory.
+func plainRepo(t testing.TB) (*storage.Store, *Repository) {
+	t.Helper()
+	st, err := storage.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(context.Background(), st, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, r
+}
+
 // writeBackup stores every fixture partition of v2 batches as partitions
 // of one topic, in two segments each where there are enough batches, and
 // a manifest naming them.
@@ -128,14 +142,7 @@ func TestVerifyDeepFindsHoles(t *testing.T) {
 // deleted; segments no backup or newest checkpoint names are unreferenced.
 func TestCheckpointsAndUnreferenced(t *testing.T) {
 	ctx := context.Background()
-	st, err := storage.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(ctx, st, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, r := plainRepo(t)
 	done := writeBackup(t, r)
 	if runs, err := r.Unfinished(ctx); err != nil || len(runs) != 0 {
 		t.Fatalf("unfinished runs %v, %v", runs, err)
@@ -208,14 +215,7 @@ func TestCheckpointsAndUnreferenced(t *testing.T) {
 // two backups ran within a second) and when one is from a later second.
 func TestNextBackupIDSortsLast(t *testing.T) {
 	ctx := context.Background()
-	st, err := storage.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(ctx, st, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, r := plainRepo(t)
 	at := time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)
 	for _, existing := range []string{
 		"backups/20261122T010203Z-fffffff0.json",                // same second, a high suffix

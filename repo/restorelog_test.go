@@ -98,14 +98,7 @@ func TestOffsetMapV2(t *testing.T) {
 
 func TestRestoreLog(t *testing.T) {
 	ctx := context.Background()
-	st, err := storage.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(ctx, st, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, r := plainRepo(t)
 	id := "0123456789abcdef0123456789abcdef"
 	if s, err := r.RestoreStart(ctx, id); s != nil || err != nil {
 		t.Fatalf("a restore that never started: %v, %v", s, err)
@@ -190,14 +183,7 @@ func TestRestorePart(t *testing.T) {
 		return &RestorePart{ID: id, Topic: "t.x", Partition: 3, Start: 5, End: 25, Batches: 2, Map: OffsetMapKey(id, "t.x", 3),
 			SHA256: strings.Repeat("ab", 32), Offsets: []TranslatedOffset{{Source: 0, Target: 5}, {Source: 40, Target: 25}}}
 	}
-	plainSt, err := storage.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := Open(ctx, plainSt, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plainSt, plain := plainRepo(t)
 	cryptSt, _, _, sealed := cryptRepo(t)
 	for _, tc := range []struct {
 		name string
@@ -285,14 +271,7 @@ func TestRestorePart(t *testing.T) {
 // as finished on a target it does not describe.
 func TestRestoreDoneRefused(t *testing.T) {
 	ctx := context.Background()
-	st, err := storage.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(ctx, st, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, r := plainRepo(t)
 	id := "0123456789abcdef0123456789abcdef"
 	good := func() *RestoreDone {
 		return &RestoreDone{ID: id, Partitions: []RestoredPartition{
@@ -352,14 +331,7 @@ func FuzzRestoreRecords(f *testing.F) {
 	f.Add(uint8(1), []byte(`{"id":"0123456789abcdef0123456789abcdef","topic":"t","partition":0,"offsets":[{"source":1e400}]}`))
 	f.Add(uint8(2), []byte(`{"partitions":[null,{}]}`))
 	ctx := context.Background()
-	st, err := storage.Open(ctx, f.TempDir())
-	if err != nil {
-		f.Fatal(err)
-	}
-	r, err := Open(ctx, st, true)
-	if err != nil {
-		f.Fatal(err)
-	}
+	st, r := plainRepo(f)
 	f.Fuzz(func(t *testing.T, kind uint8, b []byte) {
 		keys := []string{restoreKey(id, "start.json"), RestorePartKey(id, "t", 0), restoreKey(id, "done.json")}
 		key := keys[int(kind)%len(keys)]

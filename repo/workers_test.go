@@ -17,14 +17,7 @@ import (
 // the segments worker checkpoints name; DeleteRun removes all of it.
 func TestWorkerCheckpoints(t *testing.T) {
 	ctx := context.Background()
-	st, err := storage.Open(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(ctx, st, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, r := plainRepo(t)
 	full := writeBackup(t, r)
 	if err := st.Delete(ctx, "backups/"+full.ID+".json"); err != nil {
 		t.Fatal(err)
