@@ -13,6 +13,7 @@ import (
 	"github.com/ktape/ktape/internal/kfaketest"
 	"github.com/ktape/ktape/internal/repotest"
 	"github.com/ktape/ktape/repo"
+	"github.com/ktape/ktape/storage"
 )
 
 // sharedCluster is a cluster of 3 topics of 4 partitions, each partition
@@ -27,6 +28,18 @@ func sharedCluster(t *testing.T) *kfaketest.Cluster {
 		}
 	}
 	return c
+}
+
+// singleBackup backs c up in one process, the reference a shared run
+// must equal.
+func singleBackup(ctx context.Context, t *testing.T, c *kfaketest.Cluster) (*storage.Store, *repo.Manifest, Stats) {
+	t.Helper()
+	st, r := openRepo(t, t.TempDir())
+	m, stats, err := Run(ctx, newClient(t, c), r, Options{SegmentBytes: 1024, Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, m, stats
 }
 
 // runWorker runs one worker of group to the end with its own client.
@@ -54,11 +67,7 @@ func TestSharedBackupEqualsSingle(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := sharedCluster(t)
-	stOne, rOne := openRepo(t, t.TempDir())
-	one, oneStats, err := Run(ctx, newClient(t, c), rOne, Options{SegmentBytes: 1024, Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stOne, one, oneStats := singleBackup(ctx, t, c)
 
 	st, r := openRepo(t, t.TempDir())
 	var wg sync.WaitGroup
@@ -151,11 +160,7 @@ func TestSharedBackupHandover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c := sharedCluster(t)
-	stOne, rOne := openRepo(t, t.TempDir())
-	one, oneStats, err := Run(ctx, newClient(t, c), rOne, Options{SegmentBytes: 1024, Version: "test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stOne, one, oneStats := singleBackup(ctx, t, c)
 	st, r := openRepo(t, t.TempDir())
 	obs := &stopOnFetch{at: 3, stop: make(chan struct{})}
 	_, first, err := runWorker(ctx, t, c, r, Options{SegmentBytes: 1024, Version: "test", Stop: obs.stop, Observer: obs, Memory: 8 << 20},
